@@ -1,0 +1,257 @@
+package pkgmgr
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aadsshlogin/handler/failure"
+)
+
+// apt drives apt-get, apt-cache, dpkg and dpkg-query (Debian, Ubuntu).
+type apt struct{ base }
+
+// aptEnv keeps apt, debconf and needrestart from ever asking a question:
+// there is no terminal, and a prompt would hang until our deadline.
+func aptEnv() []string {
+	return []string{"DEBIAN_FRONTEND=noninteractive", "NEEDRESTART_MODE=a"}
+}
+
+// lockWaitMargin is kept from the context's deadline when telling apt how
+// long to wait for its lock, so that apt gives up (and says who holds the
+// lock) before we are killed.
+const lockWaitMargin = 30 * time.Second
+
+// defaultLockWait is apt's lock wait when the context has no deadline.
+const defaultLockWait = 300
+
+// lockTimeout is the value for -o DPkg::Lock::Timeout (apt ≥ 1.9.11; older
+// apt ignores unknown -o options): the seconds left before our deadline,
+// minus a margin.
+func lockTimeout(ctx context.Context) string {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return strconv.Itoa(defaultLockWait)
+	}
+	secs := int(time.Until(dl).Round(time.Second)/time.Second) - int(lockWaitMargin/time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return strconv.Itoa(secs)
+}
+
+// status returns dpkg's status triple and version for name; known is false
+// when dpkg has never heard of the package.
+func (a *apt) status(ctx context.Context, name string) (status, version string, known bool, err error) {
+	res, err := a.exec(ctx, nil, "dpkg-query", "-W", "-f=${Status}\t${Version}", name)
+	if err != nil {
+		return "", "", false, err
+	}
+	if res.ExitCode != 0 {
+		// Exit 1: "dpkg-query: no packages found matching <name>".
+		if res.ExitCode == 1 {
+			return "", "", false, nil
+		}
+		return "", "", false, commandCause("dpkg-query -W "+name, res)
+	}
+	line := strings.TrimSpace(firstLine(string(res.Stdout)))
+	status, version, _ = strings.Cut(line, "\t")
+	return strings.TrimSpace(status), strings.TrimSpace(version), true, nil
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// Installed implements Manager. The status's last two words must be
+// "ok installed"; the first word is only the wanted state, so a held
+// package ("hold ok installed") counts as installed too, while removed
+// packages with leftover configuration ("deinstall ok config-files") and
+// half-configured ones do not.
+func (a *apt) Installed(ctx context.Context, name string) (string, bool, error) {
+	status, version, known, err := a.status(ctx, name)
+	if err != nil || !known {
+		return "", false, err
+	}
+	f := strings.Fields(status)
+	if len(f) == 3 && (f[0] == "install" || f[0] == "hold") && f[1] == "ok" && f[2] == "installed" {
+		return version, true, nil
+	}
+	return "", false, nil
+}
+
+// Refresh implements Manager. The full update first lets apt see the
+// distribution's repositories (dependencies come from there), but their
+// failures are not ours to report; the targeted update then reads only our
+// source file, so every error it prints is about our repository.
+func (a *apt) Refresh(ctx context.Context, repoID, sourceFile string) error {
+	full, err := a.exec(ctx, aptEnv(), "apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout="+lockTimeout(ctx))
+	if err != nil {
+		return err
+	}
+	if sourceFile == "" {
+		return refreshFailure("the configured repositories", "apt-get", full, "apt-get update")
+	}
+	if full.ExitCode != 0 || hasUnreachable(full.Combined()) || classify(full.Combined()) != classOther {
+		a.log.WithField("output", tailLines(full.Combined(), 20)).Warn("apt-get update reported problems; checking our repository on its own")
+	}
+	res, err := a.exec(ctx, aptEnv(), "apt-get", "update", "-q",
+		"-o", "Dir::Etc::sourcelist="+sourceFile,
+		"-o", "Dir::Etc::sourceparts=-",
+		"-o", "APT::Get::List-Cleanup=0",
+		"-o", "DPkg::Lock::Timeout="+lockTimeout(ctx))
+	if err != nil {
+		return err
+	}
+	return refreshFailure("in "+sourceFile, "apt-get", res, "apt-get update")
+}
+
+// Available implements Manager: apt-cache policy prints "Candidate: (none)"
+// for a package no repository offers, and nothing (or "N: Unable to locate
+// package") for a name it does not know.
+func (a *apt) Available(ctx context.Context, name string) (bool, error) {
+	res, err := a.exec(ctx, nil, "apt-cache", "policy", name)
+	if err != nil {
+		return false, err
+	}
+	if res.ExitCode != 0 {
+		return false, commandCause("apt-cache policy "+name, res)
+	}
+	for _, l := range strings.Split(string(res.Stdout), "\n") {
+		l = strings.TrimSpace(l)
+		if c, ok := strings.CutPrefix(l, "Candidate:"); ok {
+			c = strings.TrimSpace(c)
+			return c != "" && c != "(none)", nil
+		}
+	}
+	return false, nil
+}
+
+// Install implements Manager. apt-get install upgrades an installed package
+// to the candidate, so install and upgrade are the same command. Existing
+// configuration files are kept (--force-confold), new defaults taken where
+// there is no local change (--force-confdef).
+func (a *apt) Install(ctx context.Context, pkgs ...Package) error {
+	if len(pkgs) == 0 {
+		return nil
+	}
+	args := []string{"install", "-y", "-q",
+		"-o", "Dpkg::Options::=--force-confold",
+		"-o", "Dpkg::Options::=--force-confdef",
+		"-o", "DPkg::Lock::Timeout=" + lockTimeout(ctx)}
+	specs := make([]string, len(pkgs))
+	pinned := false
+	for i, p := range pkgs {
+		specs[i] = p.Name
+		if p.Version != "" {
+			specs[i] += "=" + p.Version
+			pinned = true
+		}
+	}
+	if pinned {
+		// A pinned version may be older than the installed one; as an -o
+		// option (not --allow-downgrades) it is ignored by apt < 1.1.
+		args = append(args, "-o", "APT::Get::allow-downgrades=true")
+	}
+	args = append(args, specs...)
+	res, err := a.exec(ctx, aptEnv(), "apt-get", args...)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return opFailure("install", "apt-get", names(pkgs), res, "apt-get install "+strings.Join(specs, " "))
+	}
+	return nil
+}
+
+// Remove implements Manager. Packages dpkg still knows in any state are
+// purged, so leftover configuration (state "config-files") goes too.
+func (a *apt) Remove(ctx context.Context, names ...string) error {
+	var present []string
+	for _, n := range names {
+		status, _, known, err := a.status(ctx, n)
+		if err != nil {
+			return err
+		}
+		if known && !strings.HasSuffix(status, "not-installed") {
+			present = append(present, n)
+		}
+	}
+	if len(present) == 0 {
+		return nil
+	}
+	args := append([]string{"purge", "-y", "-q", "-o", "DPkg::Lock::Timeout=" + lockTimeout(ctx)}, present...)
+	res, err := a.exec(ctx, aptEnv(), "apt-get", args...)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return opFailure("remove", "apt-get", present, res, "apt-get purge "+strings.Join(present, " "))
+	}
+	return nil
+}
+
+// Repair implements Manager. An interrupted dpkg run (power loss, a killed
+// unattended-upgrade) makes every apt-get install fail with "dpkg was
+// interrupted, you must manually run 'dpkg --configure -a'"; we do that
+// for the user, keeping their configuration files.
+func (a *apt) Repair(ctx context.Context) error {
+	report, err := a.audit(ctx)
+	if err != nil || report == "" {
+		return err
+	}
+	a.log.WithField("audit", tailLines(report, 20)).Warn("dpkg database needs repair; running dpkg --configure -a")
+	res, err := a.exec(ctx, aptEnv(), "dpkg", "--configure", "-a", "--force-confold", "--force-confdef")
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 && classify(res.Combined()) == classLocked {
+		return opFailure("repair", "dpkg", []string{"the package database"}, res, "dpkg --configure -a")
+	}
+	after, err := a.audit(ctx)
+	if err != nil {
+		return err
+	}
+	if after != "" {
+		return failure.New(failure.PackageManagerFailed, commandCause("dpkg --configure -a", res),
+			"The package database is broken and 'dpkg --configure -a' could not repair it (dpkg --audit: %s). Run 'sudo dpkg --configure -a' on the VM, fix what it reports, and re-apply the extension.",
+			strings.TrimSuffix(clip(firstMeaningful(after), 200), "."))
+	}
+	return nil
+}
+
+// audit returns dpkg --audit's report, "" when the database is sound. dpkg
+// < 1.17 exits 0 even when it reports problems, so the text decides.
+func (a *apt) audit(ctx context.Context) (string, error) {
+	res, err := a.exec(ctx, nil, "dpkg", "--audit")
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(res.Stdout)), nil
+}
+
+func firstMeaningful(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if t := strings.TrimSpace(l); t != "" {
+			return t
+		}
+	}
+	return ""
+}
+
+// ImportKey implements Manager: nothing to do, sources reference the
+// keyring with signed-by=.
+func (a *apt) ImportKey(context.Context, string) error { return nil }
+
+// RemoveKey implements Manager: nothing to do (see ImportKey).
+func (a *apt) RemoveKey(context.Context, string) error { return nil }
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

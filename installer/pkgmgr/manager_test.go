@@ -1,0 +1,414 @@
+package pkgmgr
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aadsshlogin/handler/cmdrun"
+	"github.com/aadsshlogin/handler/failure"
+)
+
+func out(s string, code int) cmdrun.FakeResponse {
+	return cmdrun.FakeResponse{Result: cmdrun.Result{Stdout: []byte(s), ExitCode: code}}
+}
+
+func newManager(t *testing.T, kind Kind, f *cmdrun.Fake, env ...string) Manager {
+	t.Helper()
+	m, err := New(kind, Options{Runner: f, Root: "/nonexistent", Env: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Kind() != kind {
+		t.Fatalf("Kind() = %s", m.Kind())
+	}
+	return m
+}
+
+func wantLines(t *testing.T, f *cmdrun.Fake, want ...string) {
+	t.Helper()
+	got := f.Lines()
+	if !slices.Equal(got, want) {
+		t.Errorf("commands:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestNewRejectsUnknownKind(t *testing.T) {
+	if _, err := New("pacman", Options{Runner: &cmdrun.Fake{}}); err == nil {
+		t.Error("want error")
+	}
+	if _, err := New(Apt, Options{}); err == nil {
+		t.Error("want error without runner")
+	}
+}
+
+func TestAptInstalled(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		resp    cmdrun.FakeResponse
+		version string
+		ok      bool
+	}{
+		{out("install ok installed\t1.0.031620001", 0), "1.0.031620001", true},
+		{out("hold ok installed\t1.0.031620001", 0), "1.0.031620001", true},
+		{out("deinstall ok config-files\t1.0.031620001", 0), "", false},
+		{out("install ok half-configured\t1.0.031620001", 0), "", false},
+		{cmdrun.FakeResponse{Result: cmdrun.Result{Stderr: []byte("dpkg-query: no packages found matching aadsshlogin\n"), ExitCode: 1}}, "", false},
+	}
+	for _, c := range cases {
+		f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{"dpkg-query": c.resp}}
+		v, ok, err := newManager(t, Apt, f).Installed(ctx, "aadsshlogin")
+		if err != nil || v != c.version || ok != c.ok {
+			t.Errorf("%q: got %q %v %v", c.resp.Result.Stdout, v, ok, err)
+		}
+		wantLines(t, f, "dpkg-query -W -f=${Status}\t${Version} aadsshlogin")
+		if !slices.Contains(f.Calls[0].Env, "LC_ALL=C") {
+			t.Errorf("env %q lacks LC_ALL=C", f.Calls[0].Env)
+		}
+	}
+}
+
+func TestAptRefresh(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	const src = "/etc/apt/sources.list.d/microsoft-prod.list"
+	f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
+		// Another repository fails in the full update: only logged.
+		"apt-get update -q -o DPkg": out(fixture(t, "apt-update-resolve.txt"), 100),
+		"apt-get update -q -o Dir":  out(fixture(t, "apt-update-ok.txt"), 0),
+	}}
+	m := newManager(t, Apt, f, "APT_CONFIG=/tmp/x")
+	if err := m.Refresh(ctx, "microsoft-prod", src); err != nil {
+		t.Fatal(err)
+	}
+	got := f.Lines()
+	if len(got) != 2 || !strings.HasPrefix(got[0], "apt-get update -q -o DPkg::Lock::Timeout=5") ||
+		!strings.HasPrefix(got[1], "apt-get update -q -o Dir::Etc::sourcelist="+src+" -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0 -o DPkg::Lock::Timeout=5") {
+		t.Errorf("commands %q", got)
+	}
+	env := f.Calls[1].Env
+	if !slices.Contains(env, "DEBIAN_FRONTEND=noninteractive") || env[len(env)-1] != "APT_CONFIG=/tmp/x" {
+		t.Errorf("env %q", env)
+	}
+
+	// Our own repository failing is reported.
+	f.Responses["apt-get update -q -o Dir"] = out(fixture(t, "apt-update-nopubkey.txt"), 100)
+	wantFailure(t, m.Refresh(ctx, "microsoft-prod", src), failure.UntrustedKey, "NO_PUBKEY", src)
+	f.Responses["apt-get update -q -o Dir"] = out(fixture(t, "apt-update-resolve.txt"), 0)
+	wantFailure(t, m.Refresh(ctx, "microsoft-prod", src), failure.RepositoryUnreachable, "Temporary failure resolving")
+}
+
+func TestAptLockTimeoutFollowsDeadline(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	defer cancel()
+	if got := lockTimeout(ctx); got != "70" {
+		t.Errorf("lockTimeout = %s, want 70", got)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if got := lockTimeout(short); got != "1" {
+		t.Errorf("lockTimeout = %s, want 1", got)
+	}
+	if got := lockTimeout(context.Background()); got != "300" {
+		t.Errorf("lockTimeout = %s, want 300", got)
+	}
+}
+
+func TestAptAvailable(t *testing.T) {
+	for name, want := range map[string]bool{"apt-policy-available.txt": true, "apt-policy-none.txt": false} {
+		f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{"apt-cache policy": out(fixture(t, name), 0)}}
+		got, err := newManager(t, Apt, f).Available(context.Background(), "aadsshlogin")
+		if err != nil || got != want {
+			t.Errorf("%s: %v %v", name, got, err)
+		}
+		wantLines(t, f, "apt-cache policy aadsshlogin")
+	}
+	f := &cmdrun.Fake{}
+	if got, _ := newManager(t, Apt, f).Available(context.Background(), "nosuch"); got {
+		t.Error("empty output should be unavailable")
+	}
+}
+
+func TestAptInstall(t *testing.T) {
+	ctx := context.Background()
+	f := &cmdrun.Fake{}
+	m := newManager(t, Apt, f)
+	if err := m.Install(ctx, Package{Name: "aadsshlogin-selinux"}, Package{Name: "aadsshlogin"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Install(ctx, Package{Name: "aadsshlogin", Version: "1.0.031620001"}); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, f,
+		"apt-get install -y -q -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef -o DPkg::Lock::Timeout=300 aadsshlogin-selinux aadsshlogin",
+		"apt-get install -y -q -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef -o DPkg::Lock::Timeout=300 -o APT::Get::allow-downgrades=true aadsshlogin=1.0.031620001")
+	if !slices.Contains(f.Calls[0].Env, "NEEDRESTART_MODE=a") {
+		t.Errorf("env %q", f.Calls[0].Env)
+	}
+	f.Responses = map[string]cmdrun.FakeResponse{"apt-get install": out(fixture(t, "apt-install-notfound.txt"), 100)}
+	wantFailure(t, m.Install(ctx, Package{Name: "aadsshlogin"}), failure.PackageManagerFailed,
+		"Failed to install aadsshlogin with apt-get (exit code 100): Unable to locate package aadsshlogin. To see the full error, run on the VM: sudo apt-get install aadsshlogin")
+	f.Responses = map[string]cmdrun.FakeResponse{"apt-get install": out(fixture(t, "apt-install-lock.txt"), 100)}
+	wantFailure(t, m.Install(ctx, Package{Name: "aadsshlogin"}), failure.PackageManagerLocked, "unattended-upgr")
+}
+
+func TestRunnerErrors(t *testing.T) {
+	f := &cmdrun.Fake{Strict: true}
+	wantFailure(t, newManager(t, Apt, f).Install(context.Background(), Package{Name: "x"}), failure.PackageManagerFailed, "'apt-get' is not available")
+	f = &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{"dnf": {Err: context.DeadlineExceeded, Result: cmdrun.Result{ExitCode: -1}}}}
+	wantFailure(t, newManager(t, Dnf, f).Refresh(context.Background(), "r", ""), failure.TimeBudgetExceeded, "'dnf -y makecache --refresh' did not finish")
+}
+
+func TestAptRemove(t *testing.T) {
+	f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
+		"dpkg-query -W -f=${Status}\t${Version} aadsshlogin-selinux": {Result: cmdrun.Result{ExitCode: 1}},
+		"dpkg-query -W -f=${Status}\t${Version} aadsshlogin":         out("deinstall ok config-files\t1.0", 0),
+	}}
+	m := newManager(t, Apt, f)
+	if err := m.Remove(context.Background(), "aadsshlogin", "aadsshlogin-selinux"); err != nil {
+		t.Fatal(err)
+	}
+	got := f.Lines()
+	if len(got) != 3 || got[2] != "apt-get purge -y -q -o DPkg::Lock::Timeout=300 aadsshlogin" {
+		t.Errorf("commands %q", got)
+	}
+	// Nothing installed: no purge at all.
+	f = &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{"dpkg-query": {Result: cmdrun.Result{ExitCode: 1}}}}
+	if err := newManager(t, Apt, f).Remove(context.Background(), "aadsshlogin"); err != nil || len(f.Calls) != 1 {
+		t.Errorf("err %v, calls %q", err, f.Lines())
+	}
+}
+
+func TestAptRepair(t *testing.T) {
+	ctx := context.Background()
+	// Healthy database: only the audit runs.
+	f := &cmdrun.Fake{}
+	if err := newManager(t, Apt, f).Repair(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, f, "dpkg --audit")
+
+	// Broken, then repaired.
+	audits := 0
+	f = &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
+		"dpkg --audit": {Func: func(cmdrun.Cmd) (cmdrun.Result, error) {
+			audits++
+			if audits == 1 {
+				return cmdrun.Result{Stdout: []byte(fixture(t, "dpkg-audit.txt"))}, nil
+			}
+			return cmdrun.Result{}, nil
+		}},
+	}}
+	if err := newManager(t, Apt, f).Repair(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, f, "dpkg --audit", "dpkg --configure -a --force-confold --force-confdef", "dpkg --audit")
+
+	// Still broken.
+	f = &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
+		"dpkg --audit":     out(fixture(t, "dpkg-audit.txt"), 1),
+		"dpkg --configure": out("dpkg: error processing package aadsshlogin (--configure):\n subprocess returned error exit status 1\n", 1),
+	}}
+	wantFailure(t, newManager(t, Apt, f).Repair(ctx), failure.PackageManagerFailed, "dpkg --configure -a", "only half configured")
+}
+
+func TestAptKeysAreNoops(t *testing.T) {
+	f := &cmdrun.Fake{}
+	m := newManager(t, Apt, f)
+	if m.ImportKey(context.Background(), "/etc/apt/keyrings/microsoft.gpg") != nil || m.RemoveKey(context.Background(), "BC52") != nil || len(f.Calls) != 0 {
+		t.Errorf("apt key handling ran %q", f.Lines())
+	}
+}
+
+func TestRpmInstalled(t *testing.T) {
+	for _, kind := range []Kind{Dnf, Yum, Tdnf, Zypper} {
+		f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
+			"rpm -q --qf %{VERSION}-%{RELEASE}\\n aadsshlogin": out("1.0.029280001-1\n1.0.031620001-1\n", 0),
+			"rpm -q --qf %{VERSION}-%{RELEASE}\\n other":       out("package other is not installed\n", 1),
+		}}
+		m := newManager(t, kind, f)
+		v, ok, err := m.Installed(context.Background(), "aadsshlogin")
+		if v != "1.0.031620001-1" || !ok || err != nil {
+			t.Errorf("%s: %q %v %v", kind, v, ok, err)
+		}
+		if _, ok, err := m.Installed(context.Background(), "other"); ok || err != nil {
+			t.Errorf("%s other: %v %v", kind, ok, err)
+		}
+	}
+}
+
+func TestYumFamilyRefresh(t *testing.T) {
+	cases := map[Kind][]string{
+		Dnf:  {"dnf -y makecache --refresh --disablerepo=* --enablerepo=packages-microsoft-com-prod"},
+		Yum:  {"yum clean expire-cache --disablerepo=* --enablerepo=packages-microsoft-com-prod", "yum -y makecache --disablerepo=* --enablerepo=packages-microsoft-com-prod"},
+		Tdnf: {"tdnf -y makecache --disablerepo=* --enablerepo=packages-microsoft-com-prod"},
+	}
+	for kind, want := range cases {
+		f := &cmdrun.Fake{}
+		m := newManager(t, kind, f)
+		if err := m.Refresh(context.Background(), "packages-microsoft-com-prod", ""); err != nil {
+			t.Fatal(err)
+		}
+		wantLines(t, f, want...)
+	}
+	f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{"dnf -y makecache": out(fixture(t, "dnf-makecache-skipped.txt"), 0)}}
+	wantFailure(t, newManager(t, Dnf, f).Refresh(context.Background(), "packages-microsoft-com-prod", ""), failure.RepositoryUnreachable, "Status code: 404")
+}
+
+func TestYumFamilyAvailable(t *testing.T) {
+	cases := []struct {
+		kind    Kind
+		fixture string
+		exit    int
+		want    bool
+	}{
+		{Dnf, "dnf-list.txt", 0, true},
+		{Dnf, "dnf-list-installed-only.txt", 0, false},
+		{Yum, "yum-list-wrapped.txt", 0, true},
+		{Dnf, "dnf-list-nomatch.txt", 1, false},
+		{Dnf, "dnf-install-nomatch.txt", 1, false},
+		{Tdnf, "tdnf-install-nomatch.txt", 1011, false},
+	}
+	for _, c := range cases {
+		f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{string(c.kind) + " -q list": out(fixture(t, c.fixture), c.exit)}}
+		got, err := newManager(t, c.kind, f).Available(context.Background(), "aadsshlogin")
+		if got != c.want || err != nil {
+			t.Errorf("%s %s: %v %v", c.kind, c.fixture, got, err)
+		}
+	}
+	f := &cmdrun.Fake{}
+	newManager(t, Tdnf, f).Available(context.Background(), "aadsshlogin")
+	newManager(t, Yum, f).Available(context.Background(), "aadsshlogin")
+	wantLines(t, f, "tdnf -q list aadsshlogin", "yum -q list --showduplicates aadsshlogin")
+}
+
+func TestYumFamilyInstall(t *testing.T) {
+	for _, kind := range []Kind{Dnf, Yum, Tdnf} {
+		tool := string(kind)
+		f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
+			"rpm -q --qf %{VERSION}-%{RELEASE}\\n aadsshlogin-selinux": out("package aadsshlogin-selinux is not installed", 1),
+			"rpm -q --qf %{VERSION}-%{RELEASE}\\n aadsshlogin":         out("1.0.029280001-1\n", 0),
+		}}
+		m := newManager(t, kind, f)
+		if err := m.Install(context.Background(), Package{Name: "aadsshlogin-selinux"}, Package{Name: "aadsshlogin"}, Package{Name: "curl", Version: "8.5.0-1"}); err != nil {
+			t.Fatal(err)
+		}
+		got := f.Lines()
+		want := []string{tool + " -y install aadsshlogin-selinux curl-8.5.0-1", tool + " -y upgrade aadsshlogin"}
+		if !slices.Equal(got[len(got)-2:], want) {
+			t.Errorf("%s: commands %q", kind, got)
+		}
+	}
+	f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
+		"rpm":            out("package aadsshlogin is not installed", 1),
+		"dnf -y install": out(fixture(t, "dnf-install-nomatch.txt"), 1),
+	}}
+	wantFailure(t, newManager(t, Dnf, f).Install(context.Background(), Package{Name: "aadsshlogin"}), failure.PackageManagerFailed,
+		"Failed to install aadsshlogin with dnf (exit code 1): No match for argument: aadsshlogin. To see the full error, run on the VM: sudo dnf install aadsshlogin")
+}
+
+func TestYumFamilyRemove(t *testing.T) {
+	f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
+		"rpm -q --qf %{VERSION}-%{RELEASE}\\n aadsshlogin-selinux": out("package aadsshlogin-selinux is not installed", 1),
+		"rpm -q --qf %{VERSION}-%{RELEASE}\\n aadsshlogin":         out("1.0-1\n", 0),
+	}}
+	if err := newManager(t, Tdnf, f).Remove(context.Background(), "aadsshlogin-selinux", "aadsshlogin"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Lines(); got[len(got)-1] != "tdnf -y remove aadsshlogin" {
+		t.Errorf("commands %q", got)
+	}
+	f.Responses["tdnf -y remove"] = out("Error(1525) : rpm transaction failed\n", 1525)
+	wantFailure(t, newManager(t, Tdnf, f).Remove(context.Background(), "aadsshlogin"), failure.PackageManagerFailed, "Failed to remove aadsshlogin with tdnf (exit code 1525)", "sudo tdnf remove aadsshlogin")
+}
+
+func TestZypper(t *testing.T) {
+	ctx := context.Background()
+	f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
+		"zypper --non-interactive --quiet search": out(fixture(t, "zypper-search.txt"), 0),
+		"rpm -q": out("1.0-1\n", 0),
+	}}
+	m := newManager(t, Zypper, f)
+	if err := m.Refresh(ctx, "packages-microsoft-com-prod", ""); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := m.Available(ctx, "aadsshlogin"); !ok || err != nil {
+		t.Errorf("available: %v %v", ok, err)
+	}
+	if err := m.Install(ctx, Package{Name: "aadsshlogin"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Install(ctx, Package{Name: "aadsshlogin", Version: "1.0.029280001-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Remove(ctx, "aadsshlogin"); err != nil {
+		t.Fatal(err)
+	}
+	got := f.Lines()
+	want := []string{
+		"zypper --non-interactive refresh -f -r packages-microsoft-com-prod",
+		"zypper --non-interactive --quiet search -x -s -t package aadsshlogin",
+		"zypper --non-interactive install aadsshlogin",
+		"zypper --non-interactive install --oldpackage aadsshlogin=1.0.029280001-1",
+		"rpm -q --qf %{VERSION}-%{RELEASE}\\n aadsshlogin",
+		"zypper --non-interactive remove aadsshlogin",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("commands:\n got %q\nwant %q", got, want)
+	}
+	if !slices.Contains(f.Calls[0].Env, "ZYPP_LOCK_TIMEOUT=300") {
+		t.Errorf("env %q", f.Calls[0].Env)
+	}
+	for _, c := range []struct {
+		fixture string
+		exit    int
+		want    bool
+	}{{"zypper-search-system.txt", 0, false}, {"zypper-search.txt", 0, true}} {
+		f.Responses["zypper --non-interactive --quiet search"] = out(fixture(t, c.fixture), c.exit)
+		if ok, err := m.Available(ctx, "aadsshlogin"); ok != c.want || err != nil {
+			t.Errorf("%s: %v %v", c.fixture, ok, err)
+		}
+	}
+	f.Responses["zypper --non-interactive --quiet search"] = out("No matching items found.\n", 104)
+	if ok, err := m.Available(ctx, "aadsshlogin"); ok || err != nil {
+		t.Errorf("104: %v %v", ok, err)
+	}
+	f.Responses["zypper --non-interactive install"] = out("Installing: aadsshlogin\n", 103)
+	if err := m.Install(ctx, Package{Name: "aadsshlogin"}); err != nil {
+		t.Errorf("exit 103 is success: %v", err)
+	}
+	f.Responses["zypper --non-interactive install"] = out(fixture(t, "zypper-install-locked.txt"), 7)
+	wantFailure(t, m.Install(ctx, Package{Name: "aadsshlogin"}), failure.PackageManagerLocked, "pid 4711 (zypper)")
+	f.Responses["zypper --non-interactive refresh"] = out(fixture(t, "zypper-refresh-unknownkey.txt"), 4)
+	wantFailure(t, m.Refresh(ctx, "packages-microsoft-com-prod", ""), failure.UntrustedKey, "'packages-microsoft-com-prod'")
+}
+
+func TestRpmKeys(t *testing.T) {
+	ctx := context.Background()
+	f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
+		"rpm -q gpg-pubkey": out("gpg-pubkey-fd431d51-4ae0493b\ngpg-pubkey-be1229cf-5631588c\n", 0),
+	}}
+	m := newManager(t, Dnf, f)
+	if err := m.ImportKey(ctx, "/etc/pki/rpm-gpg/microsoft.asc"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RemoveKey(ctx, "BC52 8686 B50D 79E3 39D3  721C EB3E 94AD BE12 29CF"); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, f,
+		"rpm --import /etc/pki/rpm-gpg/microsoft.asc",
+		"rpm -q gpg-pubkey --qf %{NAME}-%{VERSION}-%{RELEASE}\\n",
+		"rpm -e gpg-pubkey-be1229cf-5631588c")
+
+	f = &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{"rpm -q gpg-pubkey": out("package gpg-pubkey is not installed\n", 1)}}
+	if err := newManager(t, Zypper, f).RemoveKey(ctx, "BC528686B50D79E339D3721CEB3E94ADBE1229CF"); err != nil || len(f.Calls) != 1 {
+		t.Errorf("no keys: %v %q", err, f.Lines())
+	}
+	if err := newManager(t, Zypper, f).RemoveKey(ctx, "not-a-key"); err == nil {
+		t.Error("bad fingerprint accepted")
+	}
+	f = &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{"rpm --import": out("error: /tmp/k.asc: key 1 import failed.\n", 1)}}
+	wantFailure(t, newManager(t, Tdnf, f).ImportKey(ctx, "/tmp/k.asc"), failure.UntrustedKey, "key 1 import failed")
+}

@@ -1,0 +1,176 @@
+// Package pkgmgr drives the distribution's package manager (apt, dnf, yum,
+// tdnf, zypper) for the installer: metadata refresh of our repository,
+// install, upgrade, removal, key import, and waiting for the locks other
+// package operations hold.
+//
+// Commands run against the machine's real root: in production the handler
+// runs with root "/", and end-to-end tests chroot the whole handler. The
+// sysroot.Root given here is only used for files (locks, /proc), so unit
+// tests can use temporary directories. Every command runs with LC_ALL=C so
+// that the output classification below sees the English messages.
+package pkgmgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/aadsshlogin/handler/cmdrun"
+	"github.com/aadsshlogin/handler/failure"
+	"github.com/aadsshlogin/handler/sysroot"
+)
+
+// Kind names a package manager. The values match distro.PackageManager so
+// the integrator can convert with Kind(pm).
+type Kind string
+
+// The package managers we drive.
+const (
+	Apt    Kind = "apt"
+	Dnf    Kind = "dnf"
+	Yum    Kind = "yum"
+	Zypper Kind = "zypper"
+	Tdnf   Kind = "tdnf"
+)
+
+// Package is a package to install. Version "" means the newest available.
+type Package struct {
+	Name    string
+	Version string
+}
+
+// Manager is one package-manager back end.
+type Manager interface {
+	// Kind reports which package manager this is.
+	Kind() Kind
+	// Installed reports whether a package is installed and its version.
+	Installed(ctx context.Context, name string) (version string, ok bool, err error)
+	// Refresh refreshes metadata. repoID (rpm families) or sourceFile (apt)
+	// identify our repository, whose failure is never hidden: it returns
+	// failure.UntrustedKey or failure.RepositoryUnreachable.
+	Refresh(ctx context.Context, repoID, sourceFile string) error
+	// Available reports whether the enabled repositories offer the package.
+	Available(ctx context.Context, name string) (bool, error)
+	// Install installs, or upgrades to the newest (or to Version when set),
+	// non-interactively.
+	Install(ctx context.Context, pkgs ...Package) error
+	// Remove removes (apt: purges) those of the named packages that are
+	// installed; packages that are not installed are skipped.
+	Remove(ctx context.Context, names ...string) error
+	// Repair brings an interrupted package database back to a usable state
+	// (apt: dpkg --configure -a); a no-op for rpm families.
+	Repair(ctx context.Context) error
+	// ImportKey makes the package manager trust the armored key file at
+	// path (a target path). apt needs nothing: the keyring is referenced by
+	// signed-by=.
+	ImportKey(ctx context.Context, path string) error
+	// RemoveKey undoes ImportKey for the key with the given fingerprint.
+	RemoveKey(ctx context.Context, fingerprint string) error
+}
+
+// Options are the collaborators of a Manager.
+type Options struct {
+	Runner cmdrun.Runner
+	Root   sysroot.Root
+	Log    logrus.FieldLogger
+	// Env holds extra "KEY=value" entries for every package command, after
+	// ours (so they win). Proxy variables are inherited anyway; component
+	// tests use this to point apt at an alternative root (APT_CONFIG,
+	// DPKG_ADMINDIR) without changing the command lines.
+	Env []string
+}
+
+// New returns the Manager for kind.
+func New(kind Kind, o Options) (Manager, error) {
+	if o.Runner == nil {
+		return nil, errors.New("pkgmgr: no command runner")
+	}
+	b := base{kind: kind, run: o.Runner, root: o.Root, log: o.Log, env: o.Env}
+	if b.log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		b.log = l
+	}
+	b.log = b.log.WithField("pkgmgr", string(kind))
+	switch kind {
+	case Apt:
+		return &apt{base: b}, nil
+	case Dnf, Yum, Tdnf:
+		return &yumLike{base: b}, nil
+	case Zypper:
+		return &zypper{base: b}, nil
+	}
+	return nil, fmt.Errorf("pkgmgr: unknown package manager %q", kind)
+}
+
+// base holds what every back end shares.
+type base struct {
+	kind Kind
+	run  cmdrun.Runner
+	root sysroot.Root
+	log  logrus.FieldLogger
+	env  []string
+}
+
+func (b *base) Kind() Kind { return b.kind }
+
+// exec runs one command with the common environment. extraEnv comes
+// before the caller's Options.Env so tests can override anything.
+func (b *base) exec(ctx context.Context, extraEnv []string, name string, args ...string) (cmdrun.Result, error) {
+	env := append([]string{"LC_ALL=C", "LANG=C"}, extraEnv...)
+	env = append(env, b.env...)
+	c := cmdrun.Cmd{Name: name, Args: args, Env: env}
+	res, err := b.run.Run(ctx, c)
+	if err != nil {
+		return res, runError(c, err)
+	}
+	return res, nil
+}
+
+// runError turns a command that could not run (missing, stopped by the
+// deadline) into an error the user can act on where possible.
+func runError(c cmdrun.Cmd, err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return failure.New(failure.TimeBudgetExceeded, err,
+			"'%s' did not finish within the time the extension has. Check the VM's network and package manager, then re-apply the extension.", shortCmd(c))
+	case errors.Is(err, cmdrun.ErrNotFound):
+		return failure.New(failure.PackageManagerFailed, err,
+			"The package manager command '%s' is not available on this VM. Install it or re-apply the extension on a supported image.", c.Name)
+	}
+	return fmt.Errorf("running %s: %w", c.Name, err)
+}
+
+// shortCmd renders a command for messages without environment or the
+// long -o options, which only distract.
+func shortCmd(c cmdrun.Cmd) string {
+	parts := []string{c.Name}
+	skip := false
+	for _, a := range c.Args {
+		if skip {
+			skip = false
+			continue
+		}
+		if a == "-o" {
+			skip = true
+			continue
+		}
+		if strings.HasPrefix(a, "-o") || strings.HasPrefix(a, "--disablerepo") || strings.HasPrefix(a, "--enablerepo") {
+			continue
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}
+
+func names(pkgs []Package) []string {
+	out := make([]string, len(pkgs))
+	for i, p := range pkgs {
+		out[i] = p.Name
+	}
+	return out
+}

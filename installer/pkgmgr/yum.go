@@ -1,0 +1,175 @@
+package pkgmgr
+
+import (
+	"context"
+	"strings"
+)
+
+// yumLike drives dnf, yum (3, or dnf behind the yum name on RHEL 8+) and
+// tdnf (Azure Linux, CBL-Mariner), whose command lines agree on what we
+// need. The program is the Kind's name.
+type yumLike struct{ base }
+
+func (y *yumLike) tool() string { return string(y.kind) }
+
+// Installed implements Manager.
+func (y *yumLike) Installed(ctx context.Context, name string) (string, bool, error) {
+	return y.rpmInstalled(ctx, name)
+}
+
+// Refresh implements Manager: only our repository is enabled, so its
+// failure cannot hide behind skip_if_unavailable or another repository's
+// error, and the output is about it alone. dnf 4 with skip_if_unavailable
+// reports a failed download and still exits 0, hence the output decides.
+func (y *yumLike) Refresh(ctx context.Context, repoID, _ string) error {
+	var only []string
+	if repoID != "" {
+		only = []string{"--disablerepo=*", "--enablerepo=" + repoID}
+	}
+	switch y.kind {
+	case Yum:
+		// yum 3 has no --refresh; expiring our repository's cache first
+		// makes makecache download its metadata again.
+		if _, err := y.exec(ctx, nil, "yum", append([]string{"clean", "expire-cache"}, only...)...); err != nil {
+			return err
+		}
+	}
+	args := []string{"-y", "makecache"}
+	if y.kind == Dnf {
+		args = append(args, "--refresh")
+	}
+	args = append(args, only...)
+	res, err := y.exec(ctx, nil, y.tool(), args...)
+	if err != nil {
+		return err
+	}
+	return refreshFailure(repoLabel(repoID), y.tool(), res, y.tool()+" makecache")
+}
+
+func repoLabel(id string) string {
+	if id == "" {
+		return "the configured repositories"
+	}
+	return "'" + id + "'"
+}
+
+// Available implements Manager. "list --showduplicates" prints installed
+// and available packages as "<name>.<arch> <version> <repo>"; installed
+// ones show "@System"/"installed" or "@<repo>" for the repository they came
+// from. A package counts as available when a line names a repository.
+func (y *yumLike) Available(ctx context.Context, name string) (bool, error) {
+	args := []string{"-q", "list"}
+	if y.kind != Tdnf {
+		args = append(args, "--showduplicates")
+	}
+	args = append(args, name)
+	res, err := y.exec(ctx, nil, y.tool(), args...)
+	if err != nil {
+		return false, err
+	}
+	if res.ExitCode != 0 {
+		// dnf/yum: "Error: No matching Packages to list"; tdnf:
+		// "Error(1011) : No matching packages"; dnf 5: "No matching packages".
+		low := strings.ToLower(res.Combined())
+		if strings.Contains(low, "no matching") || strings.Contains(low, "no match for argument") {
+			return false, nil
+		}
+		return false, commandCause(y.tool()+" list "+name, res)
+	}
+	return listOffers(string(res.Stdout), name), nil
+}
+
+// listOffers parses yum/dnf/tdnf list output. yum 3 wraps a line whose
+// columns do not fit into 80 characters, putting version and repository on
+// the next line, so a lone "<name>.<arch>" is joined with its successor.
+func listOffers(out, name string) bool {
+	var pending []string
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(pending) > 0 {
+			f = append(pending, f...)
+			pending = nil
+		}
+		if len(f) == 0 || !strings.HasPrefix(f[0], name+".") {
+			continue
+		}
+		if len(f) < 3 {
+			pending = f
+			continue
+		}
+		switch repo := f[2]; repo {
+		case "@System", "installed", "@commandline", "@anaconda", "System":
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// Install implements Manager. "install" leaves an installed package alone
+// when no version is given, so those are upgraded with "upgrade" instead;
+// a pinned version goes through "install name-version", which dnf also
+// uses to downgrade.
+func (y *yumLike) Install(ctx context.Context, pkgs ...Package) error {
+	var install, upgrade []string
+	for _, p := range pkgs {
+		if p.Version != "" {
+			install = append(install, p.Name+"-"+p.Version)
+			continue
+		}
+		_, ok, err := y.rpmInstalled(ctx, p.Name)
+		if err != nil {
+			return err
+		}
+		if ok {
+			upgrade = append(upgrade, p.Name)
+		} else {
+			install = append(install, p.Name)
+		}
+	}
+	for _, step := range []struct {
+		verb  string
+		specs []string
+	}{{"install", install}, {"upgrade", upgrade}} {
+		if len(step.specs) == 0 {
+			continue
+		}
+		res, err := y.exec(ctx, nil, y.tool(), append([]string{"-y", step.verb}, step.specs...)...)
+		if err != nil {
+			return err
+		}
+		if res.ExitCode != 0 {
+			return opFailure(step.verb, y.tool(), step.specs, res, y.tool()+" "+step.verb+" "+strings.Join(step.specs, " "))
+		}
+	}
+	return nil
+}
+
+// Remove implements Manager.
+func (y *yumLike) Remove(ctx context.Context, names ...string) error {
+	present, err := y.installedOnly(ctx, names)
+	if err != nil || len(present) == 0 {
+		return err
+	}
+	res, err := y.exec(ctx, nil, y.tool(), append([]string{"-y", "remove"}, present...)...)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return opFailure("remove", y.tool(), present, res, y.tool()+" remove "+strings.Join(present, " "))
+	}
+	return nil
+}
+
+// Repair implements Manager: rpm has no half-configured state to finish.
+func (y *yumLike) Repair(context.Context) error { return nil }
+
+// ImportKey implements Manager.
+func (y *yumLike) ImportKey(ctx context.Context, path string) error {
+	return y.rpmImportKey(ctx, path)
+}
+
+// RemoveKey implements Manager.
+func (y *yumLike) RemoveKey(ctx context.Context, fingerprint string) error {
+	return y.rpmRemoveKey(ctx, fingerprint)
+}

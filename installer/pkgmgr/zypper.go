@@ -1,0 +1,130 @@
+package pkgmgr
+
+import (
+	"context"
+	"strings"
+)
+
+// zypper drives zypper (SUSE). Keys are never auto-imported
+// (--gpg-auto-import-keys): the only trusted key is the one we imported
+// with rpm after checking its fingerprint.
+type zypper struct{ base }
+
+// zypperEnv makes libzypp wait for its lock (held by another zypper or
+// PackageKit) until shortly before our deadline instead of failing at once.
+func zypperEnv(ctx context.Context) []string {
+	return []string{"ZYPP_LOCK_TIMEOUT=" + lockTimeout(ctx)}
+}
+
+// zypperOK reports whether a zypper exit code means success: 100–103 are
+// informational (updates or a reboot needed, zypper itself updated), and
+// 106 means some repository was skipped, which install tolerates because
+// the result is checked afterwards.
+func zypperOK(code int) bool {
+	return code == 0 || (code >= 100 && code <= 103) || code == 106
+}
+
+// Installed implements Manager.
+func (z *zypper) Installed(ctx context.Context, name string) (string, bool, error) {
+	return z.rpmInstalled(ctx, name)
+}
+
+// Refresh implements Manager, forcing a download of our repository only.
+func (z *zypper) Refresh(ctx context.Context, repoID, _ string) error {
+	args := []string{"--non-interactive", "refresh", "-f"}
+	if repoID != "" {
+		args = append(args, "-r", repoID)
+	}
+	res, err := z.exec(ctx, zypperEnv(ctx), "zypper", args...)
+	if err != nil {
+		return err
+	}
+	return refreshFailure(repoLabel(repoID), "zypper", res, "zypper refresh -f "+repoID)
+}
+
+// Available implements Manager. search -s prints a table
+// "S | Name | Type | Version | Arch | Repository"; installed packages no
+// repository offers show "(System Packages)". Exit 104 means no match.
+func (z *zypper) Available(ctx context.Context, name string) (bool, error) {
+	res, err := z.exec(ctx, zypperEnv(ctx), "zypper", "--non-interactive", "--quiet", "search", "-x", "-s", "-t", "package", name)
+	if err != nil {
+		return false, err
+	}
+	if res.ExitCode == 104 {
+		return false, nil
+	}
+	if res.ExitCode != 0 {
+		return false, commandCause("zypper search "+name, res)
+	}
+	for _, l := range strings.Split(string(res.Stdout), "\n") {
+		cols := strings.Split(l, "|")
+		if len(cols) < 6 || strings.TrimSpace(cols[1]) != name {
+			continue
+		}
+		if repo := strings.TrimSpace(cols[len(cols)-1]); repo != "" && repo != "(System Packages)" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Install implements Manager. zypper install upgrades an installed package
+// to the best candidate; a pinned version may be older, which needs
+// --oldpackage.
+func (z *zypper) Install(ctx context.Context, pkgs ...Package) error {
+	if len(pkgs) == 0 {
+		return nil
+	}
+	args := []string{"--non-interactive", "install"}
+	specs := make([]string, len(pkgs))
+	pinned := false
+	for i, p := range pkgs {
+		specs[i] = p.Name
+		if p.Version != "" {
+			specs[i] += "=" + p.Version
+			pinned = true
+		}
+	}
+	if pinned {
+		args = append(args, "--oldpackage")
+	}
+	args = append(args, specs...)
+	res, err := z.exec(ctx, zypperEnv(ctx), "zypper", args...)
+	if err != nil {
+		return err
+	}
+	if !zypperOK(res.ExitCode) {
+		return opFailure("install", "zypper", names(pkgs), res, "zypper install "+strings.Join(specs, " "))
+	}
+	if res.ExitCode == 106 {
+		z.log.WithField("output", tailLines(res.Combined(), 20)).Warn("zypper skipped a repository during install")
+	}
+	return nil
+}
+
+// Remove implements Manager.
+func (z *zypper) Remove(ctx context.Context, names ...string) error {
+	present, err := z.installedOnly(ctx, names)
+	if err != nil || len(present) == 0 {
+		return err
+	}
+	res, err := z.exec(ctx, zypperEnv(ctx), "zypper", append([]string{"--non-interactive", "remove"}, present...)...)
+	if err != nil {
+		return err
+	}
+	if !zypperOK(res.ExitCode) {
+		return opFailure("remove", "zypper", present, res, "zypper remove "+strings.Join(present, " "))
+	}
+	return nil
+}
+
+// Repair implements Manager: nothing to finish with rpm.
+func (z *zypper) Repair(context.Context) error { return nil }
+
+// ImportKey implements Manager.
+func (z *zypper) ImportKey(ctx context.Context, path string) error { return z.rpmImportKey(ctx, path) }
+
+// RemoveKey implements Manager.
+func (z *zypper) RemoveKey(ctx context.Context, fingerprint string) error {
+	return z.rpmRemoveKey(ctx, fingerprint)
+}
