@@ -1,0 +1,316 @@
+// Package httpclient builds the one kind of HTTP client the handler uses:
+// bounded, jittered retries on answers that may go away by themselves, an
+// explicit choice about proxies, and logging that never carries secrets.
+//
+// Two callers with opposite proxy needs share it: downloads from the package
+// repository must honour http_proxy/https_proxy/no_proxy (many VMs reach the
+// internet only through a proxy), while the Instance Metadata Service must
+// never be proxied (a proxy cannot reach the link-local address, and users
+// often forget no_proxy=169.254.169.254).
+package httpclient
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/net/http/httpproxy"
+)
+
+// Options configures New. Zero values select the defaults documented on
+// each field.
+type Options struct {
+	// UseProxy true honours http_proxy/https_proxy/no_proxy from the
+	// environment (package and key downloads); false never uses a proxy
+	// (IMDS). The environment is read once, when New runs.
+	UseProxy bool
+	// RequestTimeout bounds one attempt, including reading the body
+	// (default 20s).
+	RequestTimeout time.Duration
+	// RetryMax is the number of retries after the first attempt
+	// (default 4; negative means no retries).
+	RetryMax int
+	// RetryWaitMin and RetryWaitMax bound the jittered backoff
+	// (defaults 500ms and 8s).
+	RetryWaitMin, RetryWaitMax time.Duration
+	// Log receives one debug line per attempt; may be nil.
+	Log logrus.FieldLogger
+	// RootCAs replaces the system trust store when set (tests).
+	RootCAs *x509.CertPool
+}
+
+// Defaults applied by New.
+const (
+	DefaultRequestTimeout = 20 * time.Second
+	DefaultRetryMax       = 4
+	DefaultRetryWaitMin   = 500 * time.Millisecond
+	DefaultRetryWaitMax   = 8 * time.Second
+)
+
+// RetryError is returned by the client when every attempt failed without
+// any HTTP answer (connection refused, timeouts, TLS failures). When an
+// attempt did get an answer, the client returns that last response instead
+// (with a nil error), so callers always see the real status code.
+type RetryError struct {
+	Attempts int
+	Err      error
+}
+
+func (e *RetryError) Error() string {
+	return fmt.Sprintf("after %d attempt(s): %v", e.Attempts, e.Err)
+}
+
+func (e *RetryError) Unwrap() error { return e.Err }
+
+// New returns a retrying client configured by o.
+func New(o Options) *retryablehttp.Client {
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	switch {
+	case o.RetryMax == 0:
+		o.RetryMax = DefaultRetryMax
+	case o.RetryMax < 0:
+		o.RetryMax = 0
+	}
+	if o.RetryWaitMin <= 0 {
+		o.RetryWaitMin = DefaultRetryWaitMin
+	}
+	if o.RetryWaitMax <= 0 {
+		o.RetryWaitMax = DefaultRetryWaitMax
+	}
+	if o.RetryWaitMax < o.RetryWaitMin {
+		o.RetryWaitMax = o.RetryWaitMin
+	}
+
+	transport := &http.Transport{
+		Proxy: proxyFunc(o.UseProxy),
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: o.RequestTimeout,
+		ExpectContinueTimeout: time.Second,
+		MaxIdleConns:          10,
+		IdleConnTimeout:       30 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+
+	c := retryablehttp.NewClient()
+	c.HTTPClient = &http.Client{Transport: transport, Timeout: o.RequestTimeout}
+	c.RetryMax = o.RetryMax
+	c.RetryWaitMin = o.RetryWaitMin
+	c.RetryWaitMax = o.RetryWaitMax
+	c.CheckRetry = checkRetry
+	c.Backoff = backoff
+	c.ErrorHandler = lastAnswer
+	// retryablehttp logs to stderr by default; the agent captures stderr
+	// into its own log, so without a logger we stay silent.
+	c.Logger = nil
+	if o.Log != nil {
+		c.Logger = leveled{log: o.Log}
+	}
+	return c
+}
+
+// proxyFunc snapshots the proxy environment. http.ProxyFromEnvironment would
+// do the same but caches the environment for the whole process on first use,
+// which makes the decision untestable and ties all clients together.
+func proxyFunc(use bool) func(*http.Request) (*url.URL, error) {
+	if !use {
+		return nil
+	}
+	pf := httpproxy.FromEnvironment().ProxyFunc()
+	return func(r *http.Request) (*url.URL, error) { return pf(r.URL) }
+}
+
+// Retryable reports whether an HTTP status may change by itself: request
+// timeouts, throttling and server errors. 501 (Not Implemented) and 505 (HTTP
+// Version Not Supported) are permanent, so asking again only wastes time.
+func Retryable(status int) bool {
+	switch {
+	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests:
+		return true
+	case status == http.StatusNotImplemented, status == http.StatusHTTPVersionNotSupported:
+		return false
+	case status >= 500 && status <= 599:
+		return true
+	}
+	return false
+}
+
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	// The caller gave up (deadline or cancel): stop at once and say why.
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return false, ctxErr
+	}
+	if err != nil {
+		return !permanent(err), err
+	}
+	return Retryable(resp.StatusCode), nil
+}
+
+// permanent reports transport errors that the same request will hit again:
+// certificate problems, bad URLs and redirect loops.
+func permanent(err error) bool {
+	var certErr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalidErr x509.CertificateInvalidError
+	if errors.As(err, &certErr) || errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &invalidErr) {
+		return true
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		msg := ue.Err.Error()
+		if strings.Contains(msg, "unsupported protocol scheme") || strings.Contains(msg, "stopped after") ||
+			strings.Contains(msg, "invalid header") {
+			return true
+		}
+	}
+	return false
+}
+
+// backoff waits a uniformly random time between zero and an exponentially
+// growing cap ("full jitter"), so many VMs retrying against the same
+// repository spread out. A Retry-After from the server is honoured up to
+// max: waiting longer would blow the handler's time budget.
+func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil {
+		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			return min(d, maxWait)
+		}
+	}
+	ceiling := maxWait
+	if attempt < 30 {
+		if c := minWait << attempt; c > 0 && c < maxWait {
+			ceiling = c
+		}
+	}
+	return rand.N(ceiling + 1)
+}
+
+// retryAfter parses the seconds and HTTP-date forms of Retry-After.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(v); err == nil {
+		if s < 0 {
+			return 0, false
+		}
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// lastAnswer replaces retryablehttp's "giving up after N attempts" error,
+// which hides the status: with an answer, the caller gets the last response
+// (body unread) and decides; without one, it gets the last transport error,
+// with any URL query string removed so tokens or signatures in it cannot
+// reach a log.
+func lastAnswer(resp *http.Response, err error, attempts int) (*http.Response, error) {
+	if resp != nil && (err == nil || !isContextErr(err)) {
+		return resp, nil
+	}
+	if resp != nil && resp.Body != nil {
+		_ = resp.Body.Close()
+	}
+	if err == nil {
+		err = errors.New("no answer")
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = RedactURL(ue.URL)
+	}
+	return nil, &RetryError{Attempts: attempts, Err: err}
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// RedactURL removes user information, query and fragment from a URL for
+// logs and messages.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// Not a URL we can take apart: cut at the first '?' at least.
+		if i := strings.IndexAny(raw, "?#"); i >= 0 {
+			return raw[:i]
+		}
+		return raw
+	}
+	u.User = nil
+	u.RawQuery = ""
+	u.ForceQuery = false
+	u.Fragment = ""
+	u.RawFragment = ""
+	return u.String()
+}
+
+// Drain reads a little of a body and closes it, so the connection can be
+// reused; callers that only need the status use it.
+func Drain(body io.ReadCloser) {
+	if body == nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
+	_ = body.Close()
+}
+
+// leveled adapts logrus to retryablehttp.LeveledLogger. Every message the
+// library emits is about one attempt, so all go to debug: the caller logs the
+// final outcome at the level it deserves. Values are scrubbed of query
+// strings because the library logs full URLs.
+type leveled struct {
+	log logrus.FieldLogger
+}
+
+func (l leveled) Error(msg string, kv ...any) { l.entry(kv).Debug(msg) }
+func (l leveled) Info(msg string, kv ...any)  { l.entry(kv).Debug(msg) }
+func (l leveled) Debug(msg string, kv ...any) { l.entry(kv).Debug(msg) }
+func (l leveled) Warn(msg string, kv ...any)  { l.entry(kv).Debug(msg) }
+
+func (l leveled) entry(kv []any) logrus.FieldLogger {
+	fields := logrus.Fields{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		key := fmt.Sprint(kv[i])
+		fields[key] = scrub(fmt.Sprint(kv[i+1]))
+	}
+	return l.log.WithFields(fields)
+}
+
+// scrub removes query strings from every URL-looking word of s.
+func scrub(s string) string {
+	words := strings.Fields(s)
+	changed := false
+	for i, w := range words {
+		if strings.Contains(w, "://") && strings.ContainsAny(w, "?#@") {
+			words[i] = RedactURL(w)
+			changed = true
+		}
+	}
+	if !changed {
+		return s
+	}
+	return strings.Join(words, " ")
+}

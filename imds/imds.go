@@ -1,0 +1,297 @@
+// Package imds talks to the Azure Instance Metadata Service: which cloud the
+// VM is in, and whether the VM has a system-assigned managed identity.
+//
+// Requests never go through a proxy: IMDS is a link-local address that no
+// proxy can reach, and users who set http_proxy for the agent often forget
+// no_proxy=169.254.169.254 (the shipped extension then reports "no managed
+// identity" on VMs that have one).
+package imds
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/sirupsen/logrus"
+
+	"github.com/aadsshlogin/handler/failure"
+	"github.com/aadsshlogin/handler/httpclient"
+)
+
+// DefaultBaseURL is the Instance Metadata Service (plain HTTP by design).
+const DefaultBaseURL = "http://169.254.169.254"
+
+// SignInResource is the application "Microsoft Azure Linux Virtual Machine
+// Sign-In"; a token for it proves the VM has a usable identity.
+const SignInResource = "ce6ff14a-7fdc-4685-bbe0-f6afdfcfa8e0"
+
+// API versions: the public, documented ones. The shipped extension uses the
+// undocumented "latest_internal" for tokens; a documented version cannot be
+// withdrawn under us.
+const (
+	instanceAPIVersion = "2021-02-01"
+	identityAPIVersion = "2018-02-01"
+)
+
+// maxBody bounds what we read from IMDS: its answers are small, and a
+// misbehaving endpoint must not make us buffer without limit.
+const maxBody = 64 << 10
+
+// Client is an IMDS client. The zero value is not usable; call New, then
+// override fields in tests.
+type Client struct {
+	// BaseURL defaults to DefaultBaseURL; tests inject an httptest URL.
+	BaseURL string
+	// HTTP must not use a proxy.
+	HTTP *retryablehttp.Client
+	// Sleep waits between identity checks; it returns early with ctx's
+	// error.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Now is the clock for the identity window.
+	Now func() time.Time
+	// Log may be nil.
+	Log logrus.FieldLogger
+}
+
+// New returns a client for the real IMDS. Its HTTP retries are short: IMDS
+// answers in milliseconds when it answers at all, and CheckIdentity has its
+// own longer retry window on top.
+func New(log logrus.FieldLogger) *Client {
+	return &Client{
+		BaseURL: DefaultBaseURL,
+		HTTP: httpclient.New(httpclient.Options{
+			UseProxy:       false,
+			RequestTimeout: 5 * time.Second,
+			RetryMax:       3,
+			Log:            log,
+		}),
+		Sleep: sleepCtx,
+		Now:   time.Now,
+		Log:   log,
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+const advice = "Check that nothing on the VM (firewall rules, a proxy without no_proxy=169.254.169.254) blocks it, then re-apply the extension."
+
+// AzEnvironment returns the VM's azEnvironment (e.g. "AzurePublicCloud"),
+// trimmed. Failures are *failure.Error with code MetadataUnreachable; the
+// caller may continue with the public cloud and a warning.
+func (c *Client) AzEnvironment(ctx context.Context) (string, error) {
+	q := url.Values{"api-version": {instanceAPIVersion}, "format": {"text"}}
+	a := c.get(ctx, "/metadata/instance/compute/azEnvironment", q)
+	if a.err == nil && a.status == http.StatusOK {
+		env := strings.TrimSpace(string(a.body))
+		c.logger().WithField("azEnvironment", env).Debug("IMDS azEnvironment")
+		return env, nil
+	}
+	cause := a.err
+	if cause == nil {
+		cause = fmt.Errorf("IMDS azEnvironment: HTTP %d", a.status)
+	}
+	return "", failure.New(failure.MetadataUnreachable, cause,
+		"The Azure Instance Metadata Service (169.254.169.254) did not answer the request for the VM's cloud environment (%s). %s",
+		a.how(), advice)
+}
+
+// CheckIdentity succeeds when IMDS hands out a token for SignInResource, which
+// needs a system-assigned managed identity. A newly assigned identity takes
+// a while to appear, so "identity not found" and transient failures are
+// retried every interval until window has passed since the first answer.
+// The two outcomes stay distinct: only an explicit "Identity not found"
+// becomes NoManagedIdentity; anything else (no connection, timeouts, 5xx,
+// unexpected answers) is MetadataUnreachable, because telling a user to
+// enable an identity they already have sends them the wrong way. The token
+// itself is never logged or kept.
+func (c *Client) CheckIdentity(ctx context.Context, window, interval time.Duration) error {
+	q := url.Values{"api-version": {identityAPIVersion}, "resource": {SignInResource}}
+	now := c.Now
+	if now == nil {
+		now = time.Now
+	}
+	sleep := c.Sleep
+	if sleep == nil {
+		sleep = sleepCtx
+	}
+	var last *answer
+	var first time.Time
+	for attempt := 1; ; attempt++ {
+		a := c.get(ctx, "/metadata/identity/oauth2/token", q)
+		// An attempt cut short by our own caller's deadline says nothing
+		// about IMDS; judge by the answer before it when there is one.
+		if last == nil || !a.cancelled(ctx) {
+			a.classifyIdentity()
+			last = &a
+		}
+		if last.kind == identityOK {
+			c.logger().WithField("attempts", attempt).Info("the VM has a managed identity")
+			return nil
+		}
+		if first.IsZero() {
+			first = now()
+		}
+		c.logger().WithFields(logrus.Fields{"attempt": attempt, "answer": last.how()}).Debug("managed identity not available yet")
+		if ctx.Err() != nil || now().Sub(first) >= window {
+			break
+		}
+		if err := sleep(ctx, interval); err != nil {
+			break
+		}
+	}
+	return last.identityFailure()
+}
+
+type answerKind int
+
+const (
+	identityUnknown answerKind = iota
+	identityOK
+	identityMissing
+)
+
+// answer is what one IMDS request produced: a status and body, or a
+// transport error.
+type answer struct {
+	status int
+	body   []byte
+	err    error
+	kind   answerKind
+	// bad marks a 200 whose body was not what IMDS sends.
+	bad bool
+}
+
+func (c *Client) get(ctx context.Context, path string, q url.Values) answer {
+	base := c.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u := strings.TrimSuffix(base, "/") + path + "?" + q.Encode()
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return answer{err: fmt.Errorf("building IMDS request: %w", err)}
+	}
+	req.Header.Set("Metadata", "true")
+	req.Header.Set("User-Agent", "aadsshlogin-handler")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return answer{err: fmt.Errorf("IMDS %s: %w", path, err)}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return answer{err: fmt.Errorf("reading IMDS %s answer: %w", path, err)}
+	}
+	return answer{status: resp.StatusCode, body: body}
+}
+
+func (a answer) cancelled(ctx context.Context) bool {
+	return a.err != nil && ctx.Err() != nil
+}
+
+// classifyIdentity decides what a token answer means and drops the body, so
+// a token never outlives this function.
+func (a *answer) classifyIdentity() {
+	defer func() { a.body = nil }()
+	if a.err != nil {
+		return
+	}
+	var doc struct {
+		AccessToken string `json:"access_token"`
+	}
+	parsed := json.Unmarshal(a.body, &doc) == nil
+	switch a.status {
+	case http.StatusOK:
+		if parsed && doc.AccessToken != "" {
+			a.kind = identityOK
+			return
+		}
+		a.bad = true
+	case http.StatusBadRequest:
+		// IMDS answers {"error":"invalid_request","error_description":
+		// "Identity not found"}; matching the raw text also covers a
+		// plain-text variant without trusting any one field.
+		if strings.Contains(strings.ToLower(string(a.body)), "identity not found") {
+			a.kind = identityMissing
+		}
+	}
+}
+
+func (a *answer) identityFailure() error {
+	if a.kind == identityMissing {
+		return failure.New(failure.NoManagedIdentity, errors.New("IMDS: Identity not found"),
+			"This VM has no system-assigned managed identity, which Microsoft Entra ID login needs. "+
+				"Enable it (az vm identity assign -g <resource-group> -n <vm-name>; for a scale set: "+
+				"az vmss identity assign -g <resource-group> -n <scale-set-name>), then re-apply the extension.")
+	}
+	cause := a.err
+	if cause == nil {
+		cause = fmt.Errorf("IMDS token request: HTTP %d", a.status)
+	}
+	return failure.New(failure.MetadataUnreachable, cause,
+		"The Azure Instance Metadata Service (169.254.169.254) did not answer the managed-identity request (%s). %s",
+		a.how(), advice)
+}
+
+// how describes an answer in a few words for the user.
+func (a *answer) how() string {
+	if a.err != nil {
+		return describeErr(a.err)
+	}
+	if a.bad {
+		return fmt.Sprintf("unexpected answer: HTTP %d without a token", a.status)
+	}
+	if a.status == http.StatusBadRequest && a.kind != identityMissing {
+		return "unexpected answer: HTTP 400"
+	}
+	if a.kind == identityMissing {
+		return "HTTP 400: identity not found"
+	}
+	return fmt.Sprintf("HTTP %d", a.status)
+}
+
+func describeErr(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "network unreachable"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "host unreachable"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	}
+	return "no connection"
+}
+
+func (c *Client) logger() logrus.FieldLogger {
+	if c.Log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		return l
+	}
+	return c.Log
+}
