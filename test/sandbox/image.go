@@ -1,0 +1,256 @@
+package sandbox
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aadsshlogin/handler/test/fixtures"
+)
+
+// imageRevision is part of the image cache key; bump it to force a rebuild.
+const imageRevision = "image-1"
+
+// ImageSuite is the Debian release the image is built from.
+const ImageSuite = "bookworm"
+
+// FallbackMirror is used when the host's apt sources name no Debian mirror.
+const FallbackMirror = "http://deb.debian.org/debian"
+
+// ImagePackages are installed on top of --variant=apt.
+var ImagePackages = []string{
+	"ca-certificates", "dnf", "zypper", "rpm", "busybox-static", "openssh-server", "iproute2", "libpam-runtime",
+}
+
+// imageArgs are the mmdebstrap options (except the mirror and the output).
+func imageArgs() []string {
+	return []string{
+		"--variant=apt",
+		"--include=" + strings.Join(ImagePackages, ","),
+		"--dpkgopt=path-exclude=/usr/share/man/*",
+		"--dpkgopt=path-exclude=/usr/share/locale/*",
+		"--dpkgopt=path-exclude=/usr/share/doc/*",
+		"--dpkgopt=path-exclude=/usr/share/info/*",
+		"--aptopt=Acquire::Retries \"3\"",
+	}
+}
+
+// ImageKey names the cache directory: a hash of the build options.
+func ImageKey() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s", imageRevision, ImageSuite, strings.Join(imageArgs(), "\x00"))
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// ImageDir is the cache directory of the image (it holds image.tar.zst and
+// rootfs/ once built).
+func ImageDir() string {
+	return filepath.Join(fixtures.CacheRoot(), "image-"+ImageKey())
+}
+
+var (
+	imageOnce sync.Once
+	imageRoot string
+	imageErr  error
+)
+
+// Image returns the unpacked, cached image (the rootfs directory). It
+// builds the image when the cache is empty, which needs the network: in
+// the isolated child (no network) it only loads, so RunIsolated prepares
+// the image in the parent first. The returned tree is shared by all tests
+// and must never be modified: use it only as an overlay lower layer.
+func Image(t testing.TB) string {
+	t.Helper()
+	imageOnce.Do(func() {
+		if Isolated() {
+			imageRoot, imageErr = loadImage(ImageDir())
+			if imageErr != nil {
+				imageErr = fmt.Errorf("image not prepared (the parent process builds it before re-exec; call sandbox.Prepare outside RunIsolated): %w", imageErr)
+			}
+			return
+		}
+		imageRoot, imageErr = BuildImage(fixtures.CacheRoot(), func(format string, args ...any) { t.Logf(format, args...) })
+	})
+	if imageErr != nil {
+		t.Fatalf("sandbox image: %v", imageErr)
+	}
+	return imageRoot
+}
+
+func loadImage(dir string) (string, error) {
+	if _, err := os.Stat(filepath.Join(dir, "complete")); err != nil {
+		return "", fmt.Errorf("image cache %s is incomplete: %w", dir, err)
+	}
+	return filepath.Join(dir, "rootfs"), nil
+}
+
+// BuildImage builds the image into the cache under cacheRoot unless it is
+// there already, and returns the rootfs path. logf may be nil.
+func BuildImage(cacheRoot string, logf func(string, ...any)) (string, error) {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	final := filepath.Join(cacheRoot, "image-"+ImageKey())
+	if root, err := loadImage(final); err == nil {
+		return root, nil
+	}
+	if err := os.MkdirAll(cacheRoot, 0o755); err != nil {
+		return "", fmt.Errorf("creating cache root: %w", err)
+	}
+	unlock, err := fixtures.Lock(final + ".lock")
+	if err != nil {
+		return "", fmt.Errorf("image lock: %w", err)
+	}
+	defer unlock()
+	if root, err := loadImage(final); err == nil {
+		return root, nil
+	}
+	if err := os.RemoveAll(final); err != nil {
+		return "", fmt.Errorf("removing incomplete image: %w", err)
+	}
+	for _, tool := range []string{"mmdebstrap", "zstd", "tar"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return "", fmt.Errorf("building the image needs %s: %w", tool, err)
+		}
+	}
+	tmp, err := os.MkdirTemp(cacheRoot, "image-"+ImageKey()+".tmp-")
+	if err != nil {
+		return "", fmt.Errorf("creating image build dir: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	mirror := HostMirror()
+	tarball := filepath.Join(tmp, "image.tar.zst")
+	args := append(imageArgs(), ImageSuite, tarball, mirror)
+	logf("building image with mmdebstrap from %s (1.5-7 minutes depending on mirror and load)", mirror)
+	start := time.Now()
+	cmd := exec.Command("mmdebstrap", args...)
+	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8", "TMPDIR="+tmp)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("mmdebstrap %s: %w\n%s", strings.Join(args, " "), err, tail(out, 4000))
+	}
+	rootfs := filepath.Join(tmp, "rootfs")
+	if err := os.Mkdir(rootfs, 0o755); err != nil {
+		return "", fmt.Errorf("creating rootfs: %w", err)
+	}
+	x := exec.Command("tar", "--zstd", "-xpf", tarball, "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", rootfs)
+	if out, err := x.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("unpacking image: %w\n%s", err, tail(out, 4000))
+	}
+	info := fmt.Sprintf("suite=%s\nmirror=%s\nargs=%s\nbuilt=%s\nduration=%s\n",
+		ImageSuite, mirror, strings.Join(imageArgs(), " "), time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
+	if err := os.WriteFile(filepath.Join(tmp, "complete"), []byte(info), 0o644); err != nil {
+		return "", fmt.Errorf("writing image marker: %w", err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return "", fmt.Errorf("publishing image: %w", err)
+	}
+	ok = true
+	logf("image built in %s: %s", time.Since(start).Round(time.Second), final)
+	return filepath.Join(final, "rootfs"), nil
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// HostMirror returns the Debian mirror the host's apt sources use for
+// ImageSuite (one-line .list or deb822 .sources), else FallbackMirror.
+func HostMirror() string {
+	files := []string{"/etc/apt/sources.list"}
+	for _, pat := range []string{"/etc/apt/sources.list.d/*.list", "/etc/apt/sources.list.d/*.sources"} {
+		m, _ := filepath.Glob(pat)
+		files = append(files, m...)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var m string
+		if strings.HasSuffix(f, ".sources") {
+			m = mirrorFromDeb822(string(b))
+		} else {
+			m = mirrorFromOneLine(string(b))
+		}
+		if m != "" {
+			return m
+		}
+	}
+	return FallbackMirror
+}
+
+func usableURI(u string) bool {
+	return strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "file:")
+}
+
+// mirrorFromOneLine parses "deb [opts] URI suite components..." lines.
+func mirrorFromOneLine(s string) string {
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 || f[0] != "deb" {
+			continue
+		}
+		i := 1
+		if strings.HasPrefix(f[i], "[") {
+			for i < len(f) && !strings.HasSuffix(f[i], "]") {
+				i++
+			}
+			i++
+		}
+		if i+1 < len(f) && usableURI(f[i]) && f[i+1] == ImageSuite {
+			return strings.TrimRight(f[i], "/")
+		}
+	}
+	return ""
+}
+
+// mirrorFromDeb822 parses stanzas with Types/URIs/Suites/Enabled fields.
+func mirrorFromDeb822(s string) string {
+	for _, stanza := range strings.Split(s, "\n\n") {
+		fields := map[string]string{}
+		for _, line := range strings.Split(stanza, "\n") {
+			if strings.HasPrefix(line, "#") || strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t") {
+				continue
+			}
+			k, v, ok := strings.Cut(line, ":")
+			if ok {
+				fields[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+			}
+		}
+		if strings.EqualFold(fields["enabled"], "no") || !containsWord(fields["types"], "deb") || !containsWord(fields["suites"], ImageSuite) {
+			continue
+		}
+		for _, u := range strings.Fields(fields["uris"]) {
+			if usableURI(u) {
+				return strings.TrimRight(u, "/")
+			}
+		}
+	}
+	return ""
+}
+
+func containsWord(list, w string) bool {
+	for _, x := range strings.Fields(list) {
+		if x == w {
+			return true
+		}
+	}
+	return false
+}
