@@ -1,0 +1,258 @@
+// Package keys downloads the repository signing key and keeps only the keys
+// whose fingerprints are pinned, so a compromised mirror, proxy or DNS entry
+// cannot make the package manager trust a key of its choosing.
+//
+// OpenPGP packets are parsed here with the standard library: only the
+// packet framing and fingerprints are needed, and signature checks are left
+// to apt/rpm, which verify the repository with the keyring we write. The
+// armor package of github.com/ProtonMail/go-crypto handles ASCII armor.
+package keys
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/aadsshlogin/handler/failure"
+)
+
+// MaxKeySize bounds the key download; Microsoft's key is under 1 KiB.
+const MaxKeySize = 1 << 20
+
+const publicKeyBlock = "PGP PUBLIC KEY BLOCK"
+
+// Key is the trusted subset of a downloaded keyring.
+type Key struct {
+	Fingerprints []string // upper-case hex primary-key fingerprints, in input order
+	Armored      []byte   // ASCII-armored public keys (pinned ones only)
+	Binary       []byte   // the same keys as a binary keyring (apt signed-by=)
+}
+
+// Fetch downloads the key at url with client, which the caller configures
+// (proxy, TLS, retries). Every failure is a RepositoryUnreachable
+// *failure.Error naming the URL and a short reason.
+func Fetch(ctx context.Context, client *retryablehttp.Client, url string) ([]byte, error) {
+	if client == nil {
+		return nil, errors.New("keys.Fetch: nil HTTP client")
+	}
+	unreachable := func(reason string, cause error) error {
+		return failure.New(failure.RepositoryUnreachable, cause,
+			"Cannot download the signing key from %s: %s. Make sure the VM can reach it on port 443 (check firewalls and proxies).", url, reason)
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, unreachable("invalid URL", err)
+	}
+	resp, err := passthrough(client).Do(req)
+	if err != nil {
+		return nil, unreachable(NetReason(err), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, unreachable(fmt.Sprintf("HTTP %d", resp.StatusCode), fmt.Errorf("GET %s: %s", url, resp.Status))
+	}
+	if resp.ContentLength > MaxKeySize {
+		return nil, unreachable(fmt.Sprintf("the response is too big (%d bytes, at most %d expected)", resp.ContentLength, MaxKeySize), nil)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxKeySize+1))
+	if err != nil {
+		return nil, unreachable("the connection failed during the download ("+NetReason(err)+")", err)
+	}
+	if len(body) > MaxKeySize {
+		return nil, unreachable(fmt.Sprintf("the response is too big (more than %d bytes)", MaxKeySize), nil)
+	}
+	return body, nil
+}
+
+// passthrough returns a client with the caller's settings whose exhausted
+// retries hand back the last response instead of a generic "giving up"
+// error, so messages can name the HTTP status. The caller's client is not
+// modified (it may be shared).
+func passthrough(c *retryablehttp.Client) *retryablehttp.Client {
+	return &retryablehttp.Client{
+		HTTPClient:      c.HTTPClient,
+		Logger:          c.Logger,
+		RetryWaitMin:    c.RetryWaitMin,
+		RetryWaitMax:    c.RetryWaitMax,
+		RetryMax:        c.RetryMax,
+		RequestLogHook:  c.RequestLogHook,
+		ResponseLogHook: c.ResponseLogHook,
+		CheckRetry:      c.CheckRetry,
+		Backoff:         c.Backoff,
+		ErrorHandler:    retryablehttp.PassthroughErrorHandler,
+		PrepareRetry:    c.PrepareRetry,
+	}
+}
+
+// NetReason turns a transport error into a few words a user understands
+// ("connection refused", "certificate verify failed", …).
+func NetReason(err error) string {
+	var (
+		unknownCA   x509.UnknownAuthorityError
+		hostnameErr x509.HostnameError
+		invalidCert x509.CertificateInvalidError
+		verifyErr   *tls.CertificateVerificationError
+		dnsErr      *net.DNSError
+		recordErr   tls.RecordHeaderError
+		netErr      net.Error
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	case errors.As(err, &unknownCA):
+		return "certificate verify failed (certificate signed by an unknown authority)"
+	case errors.As(err, &hostnameErr):
+		return "certificate verify failed (the certificate does not match the host name)"
+	case errors.As(err, &invalidCert):
+		return "certificate verify failed (certificate expired or not valid)"
+	case errors.As(err, &verifyErr):
+		return "certificate verify failed"
+	case errors.As(err, &dnsErr):
+		return "cannot resolve host name " + dnsErr.Name
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "no route to host"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "network unreachable"
+	case errors.As(err, &recordErr) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		// net/http reports the second form only as text.
+		return "TLS handshake failed (the server does not speak HTTPS)"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "timed out"
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return "connection closed by the server"
+	case strings.Contains(err.Error(), "tls: "):
+		return "TLS handshake failed"
+	}
+	return "network error"
+}
+
+// Trust parses armored or binary OpenPGP public keys and keeps those whose
+// primary fingerprint is in pins. Secret key material in the input is never
+// carried over.
+func Trust(data []byte, source string, pins []string) (*Key, error) {
+	notKey := func(cause error) error {
+		return failure.New(failure.UntrustedKey, cause,
+			"The signing key from %s is not an OpenPGP public key. Check that the URL serves the repository's public key.", source)
+	}
+	binaries, err := dearmor(data)
+	if err != nil {
+		return nil, notKey(err)
+	}
+	var ents []entity
+	for _, b := range binaries {
+		pkts, err := readPackets(b)
+		if err != nil {
+			return nil, notKey(err)
+		}
+		e, err := splitEntities(pkts)
+		if err != nil {
+			return nil, notKey(err)
+		}
+		ents = append(ents, e...)
+	}
+
+	pinned := map[string]bool{}
+	normPins := make([]string, 0, len(pins))
+	for _, p := range pins {
+		n := strings.ToUpper(strings.ReplaceAll(p, " ", ""))
+		if n != "" && !pinned[n] {
+			pinned[n] = true
+			normPins = append(normPins, n)
+		}
+	}
+	key := &Key{}
+	var bin bytes.Buffer
+	seen := map[string]bool{}
+	var others []string
+	for _, e := range ents {
+		if !pinned[e.fingerprint] {
+			others = append(others, e.fingerprint)
+			continue
+		}
+		if seen[e.fingerprint] {
+			continue
+		}
+		seen[e.fingerprint] = true
+		key.Fingerprints = append(key.Fingerprints, e.fingerprint)
+		bin.Write(e.packets)
+	}
+	if len(key.Fingerprints) == 0 {
+		noun, verb := "fingerprint", "which is not a trusted fingerprint"
+		if len(others) > 1 {
+			noun, verb = "fingerprints", "none of which is a trusted fingerprint"
+		}
+		return nil, failure.New(failure.UntrustedKey, nil,
+			"The signing key from %s has %s %s, %s (%s). If you use a mirror with its own key, add its fingerprint to signingKeyFingerprints in the extension settings.",
+			source, noun, strings.Join(others, ", "), verb, strings.Join(normPins, ", "))
+	}
+	key.Binary = bin.Bytes()
+	var arm bytes.Buffer
+	w, err := armor.Encode(&arm, publicKeyBlock, nil)
+	if err != nil {
+		return nil, fmt.Errorf("armoring the signing key: %w", err)
+	}
+	if _, err := w.Write(key.Binary); err != nil {
+		return nil, fmt.Errorf("armoring the signing key: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("armoring the signing key: %w", err)
+	}
+	arm.WriteByte('\n')
+	key.Armored = arm.Bytes()
+	return key, nil
+}
+
+// dearmor returns the binary contents of every armored key block in data,
+// or data itself when it is not armored.
+func dearmor(data []byte) ([][]byte, error) {
+	const begin = "-----BEGIN PGP "
+	if !bytes.Contains(data, []byte(begin)) {
+		if len(bytes.TrimSpace(data)) == 0 {
+			return nil, errors.New("empty input")
+		}
+		return [][]byte{data}, nil
+	}
+	var out [][]byte
+	rest := data
+	for {
+		i := bytes.Index(rest, []byte(begin))
+		if i < 0 {
+			break
+		}
+		block, err := armor.Decode(bytes.NewReader(rest[i:]))
+		if err != nil {
+			return nil, fmt.Errorf("reading ASCII armor: %w", err)
+		}
+		if block.Type != publicKeyBlock && block.Type != "PGP PRIVATE KEY BLOCK" {
+			return nil, fmt.Errorf("armored block is a %q, not a public key", block.Type)
+		}
+		body, err := io.ReadAll(block.Body)
+		if err != nil {
+			return nil, fmt.Errorf("reading ASCII armor: %w", err)
+		}
+		out = append(out, body)
+		end := bytes.Index(rest[i:], []byte("-----END PGP "))
+		if end < 0 {
+			break
+		}
+		rest = rest[i+end+len("-----END PGP "):]
+	}
+	return out, nil
+}
