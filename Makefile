@@ -1,0 +1,47 @@
+# The two commands a newcomer needs (each installs what it needs first):
+#   make demo   - the whole lifecycle on the built zip, in a sandbox
+#   make test   - every test (unit, fuzz smoke, end-to-end)
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+VERSION := $(shell tr -d ' \n' < VERSION)
+
+.PHONY: all setup build package test unit e2e fuzz demo bench lint clean
+
+all: package
+
+setup:
+	@sh scripts/setup.sh
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -tags netgo,osusergo -ldflags "-X main.version=$(VERSION)" -o build/aadsshlogin-handler .
+
+package: setup
+	@sh scripts/package.sh dist
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v /test/e2e)
+
+e2e: setup
+	$(GO) test -count=1 -timeout 70m ./test/e2e/
+
+# Each fuzz target runs for a few seconds on top of its committed corpus.
+FUZZTIME ?= 5s
+fuzz:
+	@sh scripts/fuzz.sh $(FUZZTIME)
+
+test: setup lint
+	AADSSH_E2E_REQUIRED=$${AADSSH_E2E_REQUIRED:-1} $(GO) test -count=1 -timeout 80m ./...
+	@sh scripts/fuzz.sh $(FUZZTIME)
+
+demo: setup
+	$(GO) run ./test/cmd/demo
+
+bench: setup
+	$(GO) run ./test/cmd/bench
+
+clean:
+	rm -rf build dist

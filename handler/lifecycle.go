@@ -1,0 +1,370 @@
+package handler
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/aadsshlogin/handler/checks"
+	"github.com/aadsshlogin/handler/cloud"
+	"github.com/aadsshlogin/handler/distro"
+	"github.com/aadsshlogin/handler/failure"
+	"github.com/aadsshlogin/handler/handler/agent"
+	"github.com/aadsshlogin/handler/httpclient"
+	"github.com/aadsshlogin/handler/imds"
+	"github.com/aadsshlogin/handler/installer"
+	"github.com/aadsshlogin/handler/installer/pkgmgr"
+	"github.com/aadsshlogin/handler/installer/repo"
+	"github.com/aadsshlogin/handler/installer/verify"
+	"github.com/aadsshlogin/handler/settings"
+)
+
+// Thresholds for the pre-flight checks.
+const (
+	minFreeDisk = 200 << 20 // package downloads, unpacking and our state
+)
+
+// diskPaths are where packages and our state go.
+var diskPaths = []string{"/var/cache", "/var/lib", "/usr"}
+
+// install: configure the repository and install the packages, unless a
+// previous run already left exactly this configuration (agent retries).
+func (r *run) install(ctx context.Context) outcome {
+	if out, ok := r.fastPath(); ok {
+		out.mrseq = false // mrseq records enables only
+		return out
+	}
+	return r.converge(ctx)
+}
+
+// update: the agent runs it in the new version's directory after the old
+// version's disable (upgrade), or in the old version's directory with
+// VERSION set to the lower target version (downgrade, waagent-contract.md
+// §9.7). The old version's uninstall runs right after it.
+func (r *run) update(ctx context.Context) outcome {
+	target := r.opts.Getenv("VERSION")
+	if target != "" && compareVersions(target, r.opts.Version) < 0 {
+		// Downgrade: we are the old (higher) version. Keep the packages and
+		// hand the marker to the target version, so our own uninstall, which
+		// runs next, keeps them, and the target's real uninstall later
+		// removes them.
+		if err := writeMarker(r.opts.Root, target); err != nil {
+			return outcome{err: failure.New(failure.SystemStateInvalid, err, "Cannot write %s during the downgrade to %s. Check that /var/log is writable.", MarkerPath, target)}
+		}
+		r.log.WithField("target", target).Info("downgrade: packages kept, marker handed to the target version")
+		return outcome{message: fmt.Sprintf("Downgrade to %s prepared: aadsshlogin stays installed.", target)}
+	}
+	return r.converge(ctx)
+}
+
+// enable runs after every goal state and every agent start. With nothing to
+// do it only confirms the status, in milliseconds and without network;
+// otherwise (new settings, something missing) it converges like install.
+func (r *run) enable(ctx context.Context) outcome {
+	if out, ok := r.fastPath(); ok {
+		return out
+	}
+	return r.converge(ctx)
+}
+
+// disable leaves Entra ID login configured, as 1.0.2385.1 does: turning it
+// off would lock users out of VMs they reach only with Entra ID, and the
+// agent runs disable before every update.
+func (r *run) disable(context.Context) outcome {
+	return outcome{message: "Nothing to do: SSH login with Microsoft Entra ID stays configured until the extension is uninstalled."}
+}
+
+// uninstall removes the packages, our repository definition and key, and
+// our state — unless this is the old version's uninstall during an update.
+func (r *run) uninstall(ctx context.Context) outcome {
+	marker, err := readMarker(r.opts.Root)
+	if err != nil {
+		r.log.WithError(err).Warn("reading the version marker")
+	}
+	if marker != "" && marker != r.opts.Version {
+		r.log.WithField("marker", marker).Info("uninstall during an update: packages kept")
+		return outcome{noStatus: true, message: fmt.Sprintf("Version %s now manages the extension; nothing removed.", marker)}
+	}
+	st, serr := installer.LoadState(r.opts.Root)
+	if serr != nil {
+		r.log.WithError(serr).Warn("state unreadable; removing packages anyway")
+	}
+	kind := ""
+	if st != nil {
+		kind = st.PackageManager
+	}
+	if kind == "" {
+		if p, err := r.detect(); err == nil {
+			kind = string(p.PackageManager)
+		}
+	}
+	if kind == "" {
+		// Nothing we can drive: there is nothing of ours to remove either.
+		_ = installer.RemoveState(r.opts.Root)
+		_ = r.opts.Root.RemoveIfExists(MarkerPath)
+		return outcome{message: "Nothing to remove."}
+	}
+	cfg, err := r.installerConfig(distro.Platform{PackageManager: distro.PackageManager(kind)})
+	if err != nil {
+		return outcome{err: err}
+	}
+	if err := installer.Uninstall(ctx, cfg, st); err != nil {
+		return outcome{err: err}
+	}
+	if err := r.opts.Root.RemoveIfExists(MarkerPath); err != nil {
+		r.log.WithError(err).Warn("removing the version marker")
+	}
+	return outcome{message: "aadsshlogin was removed; SSH login with Microsoft Entra ID is no longer configured on this VM."}
+}
+
+// fastPath reports success without touching anything when the last install
+// by this version applied the same settings and its result is still there.
+func (r *run) fastPath() (outcome, bool) {
+	log := r.log.WithField("path", "fast")
+	st, err := installer.LoadState(r.opts.Root)
+	if err != nil || st == nil || st.HandlerVersion != r.opts.Version {
+		return outcome{}, false
+	}
+	pub, err := r.publicSettings(context.Background())
+	if err != nil {
+		return outcome{}, false // the full path reports the settings error
+	}
+	if st.ConfigHash != configHash(pub) {
+		log.Info("settings changed since the last install")
+		return outcome{}, false
+	}
+	if !fileHasHash(r, st.RepoFile, st.RepoFileSHA256) || !fileHasHash(r, st.Keyring, st.KeyringSHA256) {
+		log.Info("repository or key file changed since the last install")
+		return outcome{}, false
+	}
+	if err := verify.Quick(r.opts.Root); err != nil {
+		log.WithError(err).Info("quick verification failed; repairing")
+		return outcome{}, false
+	}
+	out := outcome{mrseq: true, message: successMessage(st.Packages)}
+	if last, ok, _ := agent.ReadMrseq(r.env.HandlerDir); ok && last == r.seq {
+		if rep, err := agent.ReadStatus(r.env.StatusFolder, r.seq); err == nil && rep.Status == agent.Success {
+			out.keepStatus = true
+		}
+	}
+	return out, true
+}
+
+func fileHasHash(r *run, path, hash string) bool {
+	if path == "" {
+		return true // nothing written (image's own repository reused)
+	}
+	data, err := r.opts.Root.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:]) == hash
+}
+
+// converge is the full install: checks that change nothing, then the
+// install transaction, which always refreshes the repository and moves
+// aadsshlogin to the newest (or pinned) version.
+func (r *run) converge(ctx context.Context) outcome {
+	seq := r.seq
+	if err := agent.WriteStatus(r.env.StatusFolder, seq, agent.Report{
+		Operation: operationNames[r.verb], Status: agent.Transitioning,
+		Message: "Installing aadsshlogin and configuring SSH login with Microsoft Entra ID.",
+	}, r.opts.Now()); err != nil {
+		r.log.WithError(err).Warn("writing the transitioning status")
+	}
+
+	pub, err := r.publicSettings(ctx)
+	if err != nil {
+		return outcome{err: err}
+	}
+	p, err := r.detect()
+	if err != nil {
+		return outcome{err: err}
+	}
+	r.log = r.log.WithFields(logrus.Fields{"distro": p.OS.ID + " " + p.OS.VersionID, "pm": string(p.PackageManager)})
+	r.summary.say("Detected %s; package manager %s.", describe(p), p.PackageManager)
+
+	var subs []agent.Substatus
+	if err := checks.Memory(r.opts.Root, checks.DefaultMinMemory); err != nil {
+		return outcome{err: err}
+	}
+	if err := checks.DiskSpace(r.opts.Root, diskPaths, minFreeDisk); err != nil {
+		return outcome{err: err}
+	}
+	cfg, err := r.installerConfig(p)
+	if err != nil {
+		return outcome{err: err}
+	}
+	if err := checks.ObsoletePackages(ctx, cfg.Packages, string(p.PackageManager)); err != nil {
+		return outcome{err: err}
+	}
+
+	cl := cloud.Public()
+	if checks.IsArc(r.opts.Root) {
+		// Arc-enabled servers always have an identity (the Arc agent's
+		// himds), and no Azure IMDS to ask for the cloud.
+		r.summary.say("Azure Arc-enabled server: skipping the Azure metadata checks.")
+		subs = append(subs, agent.Substatus{Name: "Platform", Status: agent.Success, Message: "Azure Arc-enabled server"})
+	} else {
+		client := r.imds()
+		if env, err := client.AzEnvironment(ctx); err != nil {
+			r.log.WithError(err).Warn("cloud not detected; assuming Azure public cloud")
+		} else if c, known := cloud.ForAzEnvironment(env); known {
+			cl = c
+		} else {
+			subs = append(subs, agent.Substatus{Name: "Cloud", Status: agent.Warning,
+				Message: fmt.Sprintf("Unknown Azure environment %q; using the Azure public cloud's endpoints.", env)})
+		}
+		window := r.opts.IdentityWindow
+		if err := client.CheckIdentity(ctx, window, r.opts.IdentityInterval); err != nil {
+			return outcome{err: err}
+		}
+		r.summary.say("System-assigned managed identity present (%s).", cl.Name)
+	}
+	for _, w := range checks.SSHDWarnings(ctx, r.opts.Runner, r.opts.Root) {
+		subs = append(subs, agent.Substatus{Name: w.Name, Status: agent.Warning, Message: w.Message})
+	}
+
+	cfg.Location = repo.Location{Base: cl.RepositoryBase, Prefix: cl.RepositoryPrefix}
+	if pub.RepositoryURL != "" {
+		cfg.Location, cfg.Mirror = repo.Location{Base: pub.RepositoryURL}, true
+	}
+	cfg.Pins = pub.Fingerprints()
+	cfg.ConfigHash = configHash(pub)
+
+	// Write the marker before changing anything (the shipped extension's
+	// order), and put the old one back if the transaction is undone.
+	oldMarker, _ := readMarker(r.opts.Root)
+	if err := writeMarker(r.opts.Root, r.opts.Version); err != nil {
+		return outcome{err: failure.New(failure.SystemStateInvalid, err, "Cannot write %s. Check that /var/log is writable and not full.", MarkerPath)}
+	}
+	res, err := installer.Install(ctx, cfg)
+	if err != nil {
+		if oldMarker != "" {
+			_ = writeMarker(r.opts.Root, oldMarker)
+		} else {
+			_ = r.opts.Root.RemoveIfExists(MarkerPath)
+		}
+		if failure.CodeOf(err) == failure.RepositoryUnreachable {
+			subs = append(subs, r.diagnose(ctx, cfg.Location, cl))
+		}
+		return outcome{err: err, substatus: subs}
+	}
+	subs = append([]agent.Substatus{{Name: "Repository", Status: agent.Success, Message: repoMessage(res)}}, subs...)
+	r.summary.say("Repository: %s.", repoMessage(res))
+	return outcome{message: successMessage(res.Packages), substatus: subs, mrseq: r.verb == Enable}
+}
+
+// installerConfig builds the installer's dependencies for a platform.
+func (r *run) installerConfig(p distro.Platform) (installer.Config, error) {
+	kind := pkgmgr.Kind(p.PackageManager)
+	mgr, err := pkgmgr.New(kind, pkgmgr.Options{Runner: r.opts.Runner, Root: r.opts.Root, Log: r.log})
+	if err != nil {
+		return installer.Config{}, err
+	}
+	return installer.Config{
+		Root:           r.opts.Root,
+		Runner:         r.opts.Runner,
+		Log:            r.log,
+		HTTP:           httpclient.New(httpclient.Options{UseProxy: true, Log: r.log}),
+		Packages:       mgr,
+		Locks:          pkgmgr.Locks{Root: r.opts.Root, Log: r.log},
+		Services:       pkgmgr.Services{Runner: r.opts.Runner, Log: r.log},
+		Platform:       p,
+		HandlerVersion: r.opts.Version,
+		Now:            r.opts.Now,
+		HardDeadline:   r.hard,
+	}, nil
+}
+
+func (r *run) imds() *imds.Client {
+	if r.opts.IMDS != nil {
+		return r.opts.IMDS
+	}
+	return imds.New(r.log)
+}
+
+func (r *run) detect() (distro.Platform, error) {
+	osr, err := distro.Detect(r.opts.Root)
+	if err != nil {
+		return distro.Platform{}, err
+	}
+	return distro.Resolve(osr, r.opts.Arch)
+}
+
+// publicSettings loads and validates this sequence number's settings. A
+// missing settings file means defaults: the agent always writes one before
+// install and enable, and the old version's commands during an update may
+// run with a sequence number it has no file for.
+func (r *run) publicSettings(ctx context.Context) (settings.Public, error) {
+	hs, err := agent.LoadSettings(ctx, r.env.ConfigFolder, r.seqOrZero(), agent.OpenSSL{Runner: r.opts.Runner, CertDir: r.env.LibDir()})
+	if err != nil {
+		return settings.Public{}, err
+	}
+	return settings.ParsePublic(hs.Public)
+}
+
+func (r *run) seqOrZero() int {
+	if r.seq < 0 {
+		return 0
+	}
+	return r.seq
+}
+
+// configHash identifies the effective repository settings, so enable can
+// tell whether anything changed since the last install.
+func configHash(p settings.Public) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "repositoryUrl=%s\n", p.RepositoryURL)
+	for _, fp := range p.Fingerprints() {
+		fmt.Fprintf(h, "fingerprint=%s\n", fp)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// diagnose explains a download failure: which endpoint fails and how.
+func (r *run) diagnose(ctx context.Context, loc repo.Location, cl cloud.Cloud) agent.Substatus {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	eps := []checks.Endpoint{{Name: "repository", URL: loc.Base + "/"}}
+	if cl.LoginHost != "" {
+		eps = append(eps, checks.Endpoint{Name: "Entra ID login", URL: "https://" + cl.LoginHost + "/"})
+	}
+	if cl.PASHost != "" {
+		eps = append(eps, checks.Endpoint{Name: "PAS", URL: "https://" + cl.PASHost + "/"})
+	}
+	text := checks.Diagnose(dctx, eps, nil)
+	r.log.WithField("diagnosis", text).Info("network diagnosis")
+	return agent.Substatus{Name: "NetworkDiagnosis", Status: agent.Error, Message: text}
+}
+
+func describe(p distro.Platform) string {
+	if p.OS.PrettyName != "" {
+		return p.OS.PrettyName
+	}
+	return p.OS.ID + " " + p.OS.VersionID
+}
+
+func successMessage(pkgs map[string]string) string {
+	v := pkgs[installer.PackageName]
+	msg := "SSH login with Microsoft Entra ID is configured: aadsshlogin " + v + " is installed and wired into sshd, NSS and PAM."
+	if sv, ok := pkgs[installer.SELinuxPackageName]; ok {
+		msg += " SELinux policy module aadsshlogin-selinux " + sv + " is registered."
+	}
+	return msg
+}
+
+func repoMessage(res *installer.Result) string {
+	parts := []string{res.RepoURL}
+	if res.KeyFP != "" {
+		parts = append(parts, "signing key "+res.KeyFP)
+	}
+	parts = append(parts, res.Notes...)
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,396 @@
+// Package installer is the install transaction: signing key, repository
+// definition, packages and verification, undone as a whole when any step
+// fails, and the matching uninstall.
+package installer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/sirupsen/logrus"
+
+	"github.com/aadsshlogin/handler/cmdrun"
+	"github.com/aadsshlogin/handler/distro"
+	"github.com/aadsshlogin/handler/failure"
+	"github.com/aadsshlogin/handler/installer/keys"
+	"github.com/aadsshlogin/handler/installer/pkgmgr"
+	"github.com/aadsshlogin/handler/installer/repo"
+	"github.com/aadsshlogin/handler/installer/verify"
+	"github.com/aadsshlogin/handler/sysroot"
+)
+
+// Package names on packages.microsoft.com.
+const (
+	PackageName        = "aadsshlogin"
+	SELinuxPackageName = "aadsshlogin-selinux"
+)
+
+// Config is everything one install or uninstall needs, passed in explicitly.
+type Config struct {
+	Root     sysroot.Root
+	Runner   cmdrun.Runner
+	Log      logrus.FieldLogger
+	HTTP     *retryablehttp.Client // key and repository probes; honours proxies
+	Packages pkgmgr.Manager
+	Locks    pkgmgr.Locks
+	Services pkgmgr.Services
+	Platform distro.Platform
+	Location repo.Location
+	// Mirror is true when Location comes from the repositoryUrl setting:
+	// then the image's own repository is never reused.
+	Mirror bool
+	// Pins are the trusted signing-key fingerprints.
+	Pins []string
+	// HandlerVersion and ConfigHash are recorded in the state.
+	HandlerVersion string
+	ConfigHash     string
+	Now            func() time.Time
+	// HardDeadline bounds clean-up (rollback, restarting services) after
+	// ctx has run out; it must leave time for the final status before the
+	// agent kills the process. Zero means 90 s after ctx ends.
+	HardDeadline time.Time
+}
+
+// cleanupContext returns a context for undo work that outlives ctx but not
+// the hard deadline.
+func (c Config) cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := c.HardDeadline
+	if d.IsZero() {
+		d = time.Now().Add(90 * time.Second)
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), d)
+}
+
+// Result describes a successful install, for the status message.
+type Result struct {
+	Packages map[string]string // name -> version now installed
+	RepoURL  string            // repository in use
+	Reused   string            // the image's own repository id, when reused
+	KeyFP    string            // fingerprint of the key trusted for it
+	Notes    []string          // decisions worth telling the user (flavor fallback, pinning)
+}
+
+// Install converges the machine: the repository and key configured, the
+// packages installed at the newest (or pinned) version, and SSH login with
+// Entra ID verified. On failure every change this run made is undone and the
+// returned error says so.
+func Install(ctx context.Context, c Config) (res *Result, err error) {
+	log := c.Log.WithField("step", "install")
+	prev, perr := LoadState(c.Root)
+	if perr != nil {
+		log.WithError(perr).Warn("ignoring unreadable state; it will be rewritten")
+	}
+	j := &journal{root: c.Root, log: log, backups: StateDir + "/backup"}
+	kind := c.Packages.Kind()
+
+	restore, err := c.Services.PauseAutoUpdates(ctx, kind)
+	if err != nil {
+		log.WithError(err).Warn("could not pause automatic updates; continuing")
+		restore = func(context.Context) error { return nil }
+	}
+	defer func() {
+		// ctx may have run out; restarting services must still happen.
+		rctx, cancel := c.cleanupContext(ctx)
+		defer cancel()
+		if rerr := restore(rctx); rerr != nil {
+			log.WithError(rerr).Warn("could not restart automatic-update services")
+		}
+	}()
+	defer func() {
+		if err == nil {
+			return
+		}
+		rctx, cancel := c.cleanupContext(ctx)
+		defer cancel()
+		changed := len(j.undo) > 0
+		failed := j.rollback(rctx)
+		err = withRollbackNote(err, changed, failed)
+	}()
+
+	if err := c.Locks.Wait(ctx, kind); err != nil {
+		return nil, err
+	}
+	if err := c.Packages.Repair(ctx); err != nil {
+		return nil, err
+	}
+
+	state := &State{
+		HandlerVersion: c.HandlerVersion,
+		ConfigHash:     c.ConfigHash,
+		Distro:         c.Platform.OS.ID + " " + c.Platform.OS.VersionID,
+		PackageManager: string(kind),
+		Packages:       map[string]string{},
+		Backups:        map[string]string{},
+	}
+	if prev != nil {
+		for k, v := range prev.Backups {
+			state.Backups[k] = v
+		}
+		state.ImportedKeys = append(state.ImportedKeys, prev.ImportedKeys...)
+	}
+	res = &Result{Packages: map[string]string{}}
+
+	def, err := c.configureRepository(ctx, j, state, res)
+	if err != nil {
+		return nil, err
+	}
+
+	repoID := def.RepoID
+	if def.Reuse {
+		repoID = def.ReuseRepoID
+	}
+	if err := c.Packages.Refresh(ctx, repoID, def.Path); err != nil {
+		return nil, err
+	}
+	ok, err := c.Packages.Available(ctx, PackageName)
+	if err != nil {
+		return nil, fmt.Errorf("checking whether %s is available: %w", PackageName, err)
+	}
+	if !ok {
+		return nil, failure.New(failure.Unsupported, nil,
+			"The repository %s offers no %s package for %s. This distribution version is not supported yet; see https://aka.ms/AADSSHLogin for the supported list.",
+			res.RepoURL, PackageName, c.Platform.OS.PrettyName)
+	}
+
+	var pkgs []pkgmgr.Package
+	if c.Platform.SELinuxPolicyPackage != "" {
+		if _, has, err := c.Packages.Installed(ctx, c.Platform.SELinuxPolicyPackage); err != nil {
+			return nil, fmt.Errorf("checking for %s: %w", c.Platform.SELinuxPolicyPackage, err)
+		} else if has {
+			pkgs = append(pkgs, pkgmgr.Package{Name: SELinuxPackageName})
+			state.SELinux = true
+		}
+	}
+	main := pkgmgr.Package{Name: PackageName, Version: c.Platform.PinnedVersion}
+	if main.Version != "" {
+		res.Notes = append(res.Notes, fmt.Sprintf("%s pinned to %s (SUSE before 15.6)", PackageName, main.Version))
+	}
+	pkgs = append(pkgs, main)
+	// The SELinux policy module goes first so the main package's files get
+	// their labels (as the shipped extension orders it).
+	for _, p := range pkgs {
+		if err := c.installPackage(ctx, j, p); err != nil {
+			return nil, err
+		}
+		v, has, err := c.Packages.Installed(ctx, p.Name)
+		if err != nil || !has {
+			return nil, failure.New(failure.PackageManagerFailed, err,
+				"The package manager reported success, but %s is not installed afterwards. Run 'sudo %s' on the VM to see why.", p.Name, installHint(kind, p.Name))
+		}
+		state.Packages[p.Name] = v
+		res.Packages[p.Name] = v
+	}
+
+	if err := verify.Verify(ctx, verify.Options{Runner: c.Runner, Root: c.Root, SELinux: state.SELinux}); err != nil {
+		return nil, err
+	}
+
+	state.CompletedAt = c.now()
+	if err := SaveState(c.Root, state); err != nil {
+		return nil, fmt.Errorf("saving state: %w", err)
+	}
+	j.commit()
+	return res, nil
+}
+
+// configureRepository writes the signing key and the repository definition
+// (or picks the image's own repository) and records both in state.
+func (c Config) configureRepository(ctx context.Context, j *journal, state *State, res *Result) (repo.Definition, error) {
+	p := c.Platform
+	if !c.Mirror && (p.Family == distro.FamilyMariner || p.Family == distro.FamilyAzureLinux) {
+		if id, ok := repo.FindReusable(c.Root, p); ok {
+			res.Reused, state.ReusedRepo = id, id
+			res.RepoURL = "the image's own repository " + id
+			res.Notes = append(res.Notes, "using the image's own repository "+id)
+			return repo.Definition{Reuse: true, ReuseRepoID: id}, nil
+		}
+	}
+	keyURL := c.Location.KeyURL()
+	raw, err := keys.Fetch(ctx, c.HTTP, keyURL)
+	if err != nil {
+		return repo.Definition{}, err
+	}
+	key, err := keys.Trust(raw, keyURL, c.Pins)
+	if err != nil {
+		return repo.Definition{}, err
+	}
+	res.KeyFP = strings.Join(key.Fingerprints, ", ")
+
+	flavor, note, err := repo.ChooseFlavor(ctx, c.HTTP, p, c.Location)
+	if err != nil {
+		return repo.Definition{}, err
+	}
+	if flavor != p.Flavor {
+		res.Notes = append(res.Notes, note)
+	}
+	c.Log.WithFields(logrus.Fields{"flavor": flavor, "note": note}).Info("repository folder chosen")
+	def, err := repo.Build(p, c.Location, flavor)
+	if err != nil {
+		return repo.Definition{}, err
+	}
+	res.RepoURL = def.RepoURL
+
+	keyData := key.Armored
+	if c.Packages.Kind() == pkgmgr.Apt {
+		keyData = key.Binary
+	}
+	// The keyring has our own dedicated name, so it is always ours.
+	if _, err := j.writeFile(def.KeyringPath, keyData, 0o644, func([]byte) bool { return true }); err != nil {
+		return repo.Definition{}, failure.New(failure.SystemStateInvalid, err, "Cannot write the signing key to %s. Check that the file system is writable and not full.", def.KeyringPath)
+	}
+	state.Keyring, state.KeyringSHA256 = def.KeyringPath, sha256Hex(keyData)
+
+	if c.Packages.Kind() != pkgmgr.Apt {
+		for _, fp := range key.Fingerprints {
+			name := "gpg-pubkey-" + strings.ToLower(fp[len(fp)-8:])
+			_, had, _ := c.Packages.Installed(ctx, name)
+			if had {
+				continue
+			}
+			if err := c.Packages.ImportKey(ctx, def.KeyringPath); err != nil {
+				return repo.Definition{}, err
+			}
+			fp := fp
+			j.add("remove imported key "+fp, func(ctx context.Context) error { return c.Packages.RemoveKey(ctx, fp) })
+			state.ImportedKeys = appendUnique(state.ImportedKeys, fp)
+			break // one import brings in every key of the file
+		}
+	}
+
+	backup, err := j.writeFile(def.Path, def.Content, 0o644, func(old []byte) bool {
+		return strings.HasPrefix(string(old), repo.Header)
+	})
+	if err != nil {
+		return repo.Definition{}, failure.New(failure.SystemStateInvalid, err, "Cannot write the repository definition %s. Check that the file system is writable and not full.", def.Path)
+	}
+	if backup != "" {
+		state.Backups[def.Path] = backup
+		res.Notes = append(res.Notes, fmt.Sprintf("your previous %s was saved as %s and is restored on uninstall", def.Path, backup))
+	}
+	state.RepoFile, state.RepoFileSHA256, state.RepoURL = def.Path, sha256Hex(def.Content), def.RepoURL
+	return def, nil
+}
+
+// installPackage installs or upgrades one package and records how to undo
+// it: a package this run installed is removed again on failure; a package
+// that was there before is left alone (1.0.2385.1 removed it, leaving a VM
+// that worked before without Entra login).
+func (c Config) installPackage(ctx context.Context, j *journal, p pkgmgr.Package) error {
+	_, had, err := c.Packages.Installed(ctx, p.Name)
+	if err != nil {
+		return fmt.Errorf("checking %s: %w", p.Name, err)
+	}
+	if err := c.Packages.Install(ctx, p); err != nil {
+		if !had {
+			// A half-done install may have left the package unpacked.
+			j.add("remove "+p.Name, func(ctx context.Context) error { return c.Packages.Remove(ctx, p.Name) })
+		}
+		return err
+	}
+	if !had {
+		j.add("remove "+p.Name, func(ctx context.Context) error { return c.Packages.Remove(ctx, p.Name) })
+	}
+	return nil
+}
+
+func (c Config) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Uninstall removes the packages, the repository definition and key we
+// added (putting back users' files we had replaced) and our state.
+func Uninstall(ctx context.Context, c Config, st *State) error {
+	log := c.Log.WithField("step", "uninstall")
+	kind := c.Packages.Kind()
+	restore, err := c.Services.PauseAutoUpdates(ctx, kind)
+	if err != nil {
+		log.WithError(err).Warn("could not pause automatic updates; continuing")
+		restore = func(context.Context) error { return nil }
+	}
+	defer func() {
+		rctx, cancel := c.cleanupContext(ctx)
+		defer cancel()
+		_ = restore(rctx)
+	}()
+	if err := c.Locks.Wait(ctx, kind); err != nil {
+		return err
+	}
+	// aadsshlogin first: it depends on nothing, but its removal scripts
+	// unwire sshd/NSS/PAM before the SELinux module goes away.
+	if err := c.Packages.Remove(ctx, PackageName, SELinuxPackageName); err != nil {
+		return err
+	}
+	var errs []error
+	if st != nil {
+		if st.RepoFile != "" {
+			if data, err := c.Root.ReadFile(st.RepoFile); err == nil && strings.HasPrefix(string(data), repo.Header) {
+				errs = append(errs, c.Root.RemoveIfExists(st.RepoFile))
+			}
+		}
+		if st.Keyring != "" {
+			errs = append(errs, c.Root.RemoveIfExists(st.Keyring))
+		}
+		for _, fp := range st.ImportedKeys {
+			if err := c.Packages.RemoveKey(ctx, fp); err != nil {
+				log.WithError(err).WithField("key", fp).Warn("could not remove imported key")
+			}
+		}
+		for target, backup := range st.Backups {
+			data, err := c.Root.ReadFile(backup)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("restoring %s: %w", target, err))
+				continue
+			}
+			errs = append(errs, c.Root.WriteFileAtomic(target, data, 0o644))
+			log.WithField("file", target).Info("restored the user's own file")
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return failure.New(failure.SystemStateInvalid, err, "The packages were removed, but some repository files could not be cleaned up. See the handler log for the file names.")
+	}
+	return RemoveState(c.Root)
+}
+
+// withRollbackNote appends to the user message whether the machine was put
+// back as it was, keeping the code.
+func withRollbackNote(err error, changed bool, failed []string) error {
+	if !changed {
+		return err
+	}
+	note := " Nothing was left changed on the VM: every change of this run was undone."
+	if len(failed) > 0 {
+		note = fmt.Sprintf(" Some changes could not be undone (%s); see the handler log.", strings.Join(failed, "; "))
+	}
+	var fe *failure.Error
+	if errors.As(err, &fe) {
+		return &failure.Error{Code: fe.Code, Msg: fe.Msg + note, Err: err}
+	}
+	return &failure.Error{Code: failure.CodeOf(err), Msg: failure.MessageOf(err) + note, Err: err}
+}
+
+func installHint(kind pkgmgr.Kind, name string) string {
+	switch kind {
+	case pkgmgr.Apt:
+		return "apt-get install " + name
+	case pkgmgr.Zypper:
+		return "zypper install " + name
+	default:
+		return string(kind) + " install " + name
+	}
+}
+
+func appendUnique(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}

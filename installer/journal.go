@@ -1,0 +1,105 @@
+package installer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/aadsshlogin/handler/sysroot"
+)
+
+// journal records every change one run makes, newest last, so that a failure
+// can undo them in reverse order. It is in memory only: a run killed before
+// it could roll back leaves its files in place, and the next run converges
+// (it rewrites the same files and reinstalls the same packages).
+type journal struct {
+	root    sysroot.Root
+	log     logrus.FieldLogger
+	backups string // target folder for users' files we replace
+	undo    []undoStep
+}
+
+type undoStep struct {
+	what string
+	fn   func(ctx context.Context) error
+}
+
+func (j *journal) add(what string, fn func(ctx context.Context) error) {
+	j.undo = append(j.undo, undoStep{what: what, fn: fn})
+}
+
+// rollback undoes every recorded change, newest first, and returns the
+// changes it could not undo (named for the status message).
+func (j *journal) rollback(ctx context.Context) (failed []string) {
+	for i := len(j.undo) - 1; i >= 0; i-- {
+		s := j.undo[i]
+		if err := s.fn(ctx); err != nil {
+			j.log.WithError(err).WithField("step", s.what).Error("rollback step failed")
+			failed = append(failed, s.what)
+			continue
+		}
+		j.log.WithField("step", s.what).Info("rolled back")
+	}
+	j.undo = nil
+	return failed
+}
+
+// commit forgets the journal: the changes stay.
+func (j *journal) commit() { j.undo = nil }
+
+// writeFile writes a target file atomically and records how to undo it: a
+// file we did not have before is removed again; a previous file is put back.
+// A previous file that is not ours (no managed header) is also copied into
+// the backup folder, so uninstall can restore it later. It returns the path
+// of that backup ("" when none was needed).
+func (j *journal) writeFile(path string, data []byte, mode fs.FileMode, ours func([]byte) bool) (backup string, err error) {
+	old, readErr := j.root.ReadFile(path)
+	existed := readErr == nil
+	if readErr != nil && !errors.Is(readErr, fs.ErrNotExist) {
+		return "", fmt.Errorf("reading %s: %w", path, readErr)
+	}
+	if existed && string(old) == string(data) {
+		return "", nil // already as wanted: nothing to change or undo
+	}
+	var oldMode fs.FileMode = 0o644
+	if st, err := os.Stat(j.root.Path(path)); err == nil {
+		oldMode = st.Mode().Perm()
+	}
+	if existed && !ours(old) {
+		backup = filepath.Join(j.backups, backupName(path))
+		if _, err := os.Stat(j.root.Path(backup)); errors.Is(err, fs.ErrNotExist) {
+			if err := j.root.WriteFileAtomic(backup, old, oldMode); err != nil {
+				return "", fmt.Errorf("backing up %s: %w", path, err)
+			}
+			j.log.WithFields(logrus.Fields{"file": path, "backup": backup}).Info("kept a copy of the existing file")
+			j.add("remove backup "+backup, func(context.Context) error { return j.root.RemoveIfExists(backup) })
+		}
+	}
+	if err := j.root.WriteFileAtomic(path, data, mode); err != nil {
+		return "", err
+	}
+	if existed {
+		j.add("restore "+path, func(context.Context) error { return j.root.WriteFileAtomic(path, old, oldMode) })
+	} else {
+		j.add("remove "+path, func(context.Context) error { return j.root.RemoveIfExists(path) })
+	}
+	return backup, nil
+}
+
+// backupName flattens a target path into one file name.
+func backupName(path string) string {
+	return strings.ReplaceAll(strings.TrimPrefix(filepath.Clean(path), "/"), "/", "__")
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
