@@ -1,0 +1,199 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aadsshlogin/handler/test/agentsim"
+	"github.com/aadsshlogin/handler/test/sandbox"
+)
+
+// matrixCase is one row of the support table: what the handler must write
+// and install on that distribution.
+type matrixCase struct {
+	distro   string
+	repoFile string // "" = the image's own repository is reused
+	repoURL  string // must appear in repoFile
+	pinned   bool   // SUSE before 15.6: aadsshlogin pinned to 1.0.027980001
+	prepare  func(w *world)
+	// fallback: the distro's own folder is missing (404/403) or empty.
+	note string
+}
+
+const (
+	aptList = "/etc/apt/sources.list.d/microsoft-prod.list"
+	yumRepo = "/etc/yum.repos.d/microsoft-prod.repo"
+	zypRepo = "/etc/zypp/repos.d/microsoft-prod.repo"
+	pmc     = "https://packages.microsoft.com"
+)
+
+var matrix = []matrixCase{
+	{distro: "ubuntu-16.04", repoFile: aptList, repoURL: pmc + "/repos/microsoft-ubuntu-xenial-prod xenial main"},
+	{distro: "ubuntu-22.04", repoFile: aptList, repoURL: pmc + "/repos/microsoft-ubuntu-jammy-prod jammy main"},
+	{distro: "ubuntu-24.04", repoFile: aptList, repoURL: pmc + "/repos/microsoft-ubuntu-noble-prod noble main"},
+	{distro: "debian-9", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-stretch-prod stretch main"},
+	{distro: "debian-12", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-bookworm-prod bookworm main"},
+	{distro: "rhel-7.9", repoFile: yumRepo, repoURL: pmc + "/rhel/7/prod/"},
+	{distro: "rhel-8.10", repoFile: yumRepo, repoURL: pmc + "/rhel/8/prod/"},
+	{distro: "rhel-9.4", repoFile: yumRepo, repoURL: pmc + "/rhel/9/prod/"},
+	{distro: "almalinux-9.4", repoFile: yumRepo, repoURL: pmc + "/almalinux/9/prod/"},
+	{distro: "rocky-9.4", repoFile: yumRepo, repoURL: pmc + "/rhel/9/prod/", note: "empty /rocky/9/prod falls back to RHEL"},
+	{distro: "ol-8.10", repoFile: yumRepo, repoURL: pmc + "/rhel/8/prod/", note: "/ol/ answers 403, falls back to RHEL"},
+	{distro: "sles-12.5", repoFile: zypRepo, repoURL: pmc + "/sles/12/prod/", pinned: true},
+	{distro: "sles-15.5", repoFile: zypRepo, repoURL: pmc + "/sles/15/prod/", pinned: true},
+	{distro: "sles-15.6", repoFile: zypRepo, repoURL: pmc + "/sles/15/prod/"},
+	{distro: "opensuse-leap-15.5", repoFile: zypRepo, repoURL: pmc + "/opensuse/15/prod/", pinned: true},
+	{distro: "opensuse-leap-15.6", repoFile: zypRepo, repoURL: pmc + "/opensuse/15/prod/"},
+	{distro: "mariner-2.0", repoFile: yumRepo, repoURL: pmc + "/cbl-mariner/2.0/prod/extras/x86_64"},
+	{distro: "azurelinux-3.0", repoFile: "", prepare: func(w *world) { w.root.AddDistroRepo(w.t) },
+		note: "the image's own azurelinux-official-ms-non-oss repository is reused"},
+	{distro: "azurelinux-3.0", repoFile: yumRepo, repoURL: pmc + "/azurelinux/3.0/prod/ms-non-oss/x86_64",
+		note: "without the image's repository, ms-non-oss is configured"},
+}
+
+// TestSupportedDistributions installs through the agent simulator and the
+// built zip on every row of the support table, and checks the repository
+// file, the key, the installed package and version, the status and the
+// exit codes.
+func TestSupportedDistributions(t *testing.T) {
+	for _, c := range matrix {
+		name := c.distro
+		if c.repoFile == "" {
+			name += "-image-repository"
+		}
+		t.Run(name, func(t *testing.T) {
+			sandbox.RunIsolated(t, func(t *testing.T) {
+				w := newWorld(t, c.distro, sandbox.NetworkOptions{})
+				if c.prepare != nil {
+					c.prepare(w)
+				}
+				h := w.deploy(w.zips.Current, w.zips.CurrentVersion)
+				res := w.mustApply(h, 0, w.pinned())
+				if got := lastExit(t, res, agentsim.Install); got != 0 {
+					t.Fatalf("install exit %d", got)
+				}
+				st := w.wantStatus(h, 0, "success", 0)
+				if !strings.Contains(st.Message, "aadsshlogin") {
+					t.Errorf("status message does not name the package: %q", st.Message)
+				}
+
+				want := w.fx.Versions.New
+				if c.pinned {
+					want = w.fx.Versions.SUSEPinned
+				}
+				if got := w.installed("aadsshlogin"); got != want {
+					t.Errorf("aadsshlogin version %q, want %q", got, want)
+				}
+				if !w.wired() {
+					t.Errorf("sshd/NSS not wired after install")
+				}
+
+				if c.repoFile == "" {
+					for _, f := range []string{aptList, yumRepo, zypRepo} {
+						if w.root.Exists(f) {
+							t.Errorf("%s written although the image's repository should be reused", f)
+						}
+					}
+					return
+				}
+				repo := w.root.ReadFile(c.repoFile)
+				if !strings.Contains(repo, c.repoURL) {
+					t.Errorf("%s does not contain %q:\n%s", c.repoFile, c.repoURL, repo)
+				}
+				if !strings.HasPrefix(repo, "# Managed by the AADSSHLoginForLinux VM extension") {
+					t.Errorf("%s lacks the managed-by header:\n%s", c.repoFile, repo)
+				}
+				if w.root.Spec.Family == "deb" {
+					if !strings.Contains(repo, "signed-by=/etc/apt/keyrings/microsoft-aadsshlogin.gpg") {
+						t.Errorf("apt source is not bound to our keyring:\n%s", repo)
+					}
+					if key := w.root.ReadFile("/etc/apt/keyrings/microsoft-aadsshlogin.gpg"); key != string(w.fx.KeyBinary) {
+						t.Errorf("keyring content differs from the pinned key (%d bytes)", len(key))
+					}
+				} else {
+					for _, want := range []string{"gpgcheck=1", "repo_gpgcheck=1", "gpgkey=file:///etc/pki/rpm-gpg/microsoft-aadsshlogin.asc"} {
+						if !strings.Contains(repo, want) {
+							t.Errorf("%s lacks %q:\n%s", c.repoFile, want, repo)
+						}
+					}
+					id := strings.ToLower(w.fx.KeyFingerprint[len(w.fx.KeyFingerprint)-8:])
+					if _, _, code := w.root.Exec(t.Context(), nil, "rpm", "-q", "gpg-pubkey-"+id); code != 0 {
+						t.Errorf("key %s not imported into the rpm database", id)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestUnsupportedDistributions: exit 51 naming what was detected, and the
+// machine is left exactly as it was.
+func TestUnsupportedDistributions(t *testing.T) {
+	for _, distro := range []string{"fedora-40", "ubuntu-14.04", "debian-13"} {
+		t.Run(distro, func(t *testing.T) {
+			sandbox.RunIsolated(t, func(t *testing.T) {
+				w := newWorld(t, distro, sandbox.NetworkOptions{})
+				h := w.deploy(w.zips.Current, w.zips.CurrentVersion)
+				before := w.root.Snapshot(t)
+				res, err := w.apply(h, 0, w.pinned())
+				if err == nil {
+					t.Fatal("install succeeded on an unsupported distribution")
+				}
+				if got := lastExit(t, res, agentsim.Install); got != 51 {
+					t.Fatalf("install exit %d, want 51", got)
+				}
+				st := w.wantStatus(h, 0, "error", 51)
+				want := w.root.Spec.Field("VERSION_ID")
+				if !strings.Contains(st.Message, want) || !strings.Contains(st.Message, "Supported") {
+					t.Errorf("message should name the detected version %q and the supported list: %q", want, st.Message)
+				}
+				w.wantUnchanged(before)
+				if len(w.net.Repo.Requests()) != 0 || w.net.IMDS.TokenRequests() != 0 {
+					t.Errorf("an unsupported distribution still reached out: repo %v, imds tokens %d", w.net.Repo.Requests(), w.net.IMDS.TokenRequests())
+				}
+			})
+		})
+	}
+}
+
+// TestDefaultKeyIsPinned: with no settings the handler talks to
+// packages.microsoft.com (here the fake) and trusts only Microsoft's
+// fingerprint, so the fixture key must be refused and nothing changed.
+func TestDefaultKeyIsPinned(t *testing.T) {
+	for _, distro := range []string{"ubuntu-22.04", "rhel-9.4"} {
+		t.Run(distro, func(t *testing.T) {
+			sandbox.RunIsolated(t, func(t *testing.T) {
+				w := newWorld(t, distro, sandbox.NetworkOptions{})
+				h := w.deploy(w.zips.Current, w.zips.CurrentVersion)
+				before := w.root.Snapshot(t)
+				res, err := w.apply(h, 0, nil)
+				if err == nil {
+					t.Fatal("install trusted a key whose fingerprint is not pinned")
+				}
+				if got := lastExit(t, res, agentsim.Install); got != 25 {
+					t.Fatalf("install exit %d, want 25", got)
+				}
+				st := w.wantStatus(h, 0, "error", 25)
+				if !strings.Contains(st.Message, w.fx.KeyFingerprint) || !strings.Contains(st.Message, "BC528686B50D79E339D3721CEB3E94ADBE1229CF") {
+					t.Errorf("message should name the key's fingerprint and the pinned one: %q", st.Message)
+				}
+				if !contains(w.net.Repo.Requests(), "/keys/microsoft.asc") {
+					t.Errorf("the default key URL was not used: %v", w.net.Repo.Requests())
+				}
+				w.wantUnchanged(before)
+				if w.installed("aadsshlogin") != "" {
+					t.Error("aadsshlogin installed anyway")
+				}
+			})
+		})
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
