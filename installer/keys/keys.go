@@ -2,10 +2,9 @@
 // whose fingerprints are pinned, so a compromised mirror, proxy or DNS entry
 // cannot make the package manager trust a key of its choosing.
 //
-// OpenPGP packets are parsed here with the standard library: only the
-// packet framing and fingerprints are needed, and signature checks are left
-// to apt/rpm, which verify the repository with the keyring we write. The
-// armor package of github.com/ProtonMail/go-crypto handles ASCII armor.
+// Keys are parsed with github.com/ProtonMail/go-crypto/openpgp, which also
+// verifies their self-signatures; apt/rpm then verify the repository with
+// the keyring written from the pinned keys.
 package keys
 
 import (
@@ -13,6 +12,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +21,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/hashicorp/go-retryablehttp"
 
@@ -29,8 +30,6 @@ import (
 
 // MaxKeySize bounds the key download; Microsoft's key is under 1 KiB.
 const MaxKeySize = 1 << 20
-
-const publicKeyBlock = "PGP PUBLIC KEY BLOCK"
 
 // Key is the trusted subset of a downloaded keyring.
 type Key struct {
@@ -143,29 +142,18 @@ func NetReason(err error) string {
 	return "network error"
 }
 
-// Trust parses armored or binary OpenPGP public keys and keeps those whose
-// primary fingerprint is in pins. Secret key material in the input is never
-// carried over.
+// Trust parses armored or binary OpenPGP keys and keeps those whose primary
+// fingerprint is in pins. Keys whose self-signatures do not verify are
+// refused. Only public keys are written out: secret key material in the
+// input is never carried over.
 func Trust(data []byte, source string, pins []string) (*Key, error) {
 	notKey := func(cause error) error {
 		return failure.New(failure.UntrustedKey, cause,
 			"The signing key from %s is not an OpenPGP public key. Check that the URL serves the repository's public key.", source)
 	}
-	binaries, err := dearmor(data)
+	ents, err := readKeyRings(data)
 	if err != nil {
 		return nil, notKey(err)
-	}
-	var ents []entity
-	for _, b := range binaries {
-		pkts, err := readPackets(b)
-		if err != nil {
-			return nil, notKey(err)
-		}
-		e, err := splitEntities(pkts)
-		if err != nil {
-			return nil, notKey(err)
-		}
-		ents = append(ents, e...)
 	}
 
 	pinned := map[string]bool{}
@@ -182,16 +170,20 @@ func Trust(data []byte, source string, pins []string) (*Key, error) {
 	seen := map[string]bool{}
 	var others []string
 	for _, e := range ents {
-		if !pinned[e.fingerprint] {
-			others = append(others, e.fingerprint)
+		fp := strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint))
+		if !pinned[fp] {
+			others = append(others, fp)
 			continue
 		}
-		if seen[e.fingerprint] {
+		if seen[fp] {
 			continue
 		}
-		seen[e.fingerprint] = true
-		key.Fingerprints = append(key.Fingerprints, e.fingerprint)
-		bin.Write(e.packets)
+		seen[fp] = true
+		// Serialize writes the public parts only, even for a secret key.
+		if err := e.Serialize(&bin); err != nil {
+			return nil, fmt.Errorf("serializing signing key %s: %w", fp, err)
+		}
+		key.Fingerprints = append(key.Fingerprints, fp)
 	}
 	if len(key.Fingerprints) == 0 {
 		noun, verb := "fingerprint", "which is not a trusted fingerprint"
@@ -204,7 +196,7 @@ func Trust(data []byte, source string, pins []string) (*Key, error) {
 	}
 	key.Binary = bin.Bytes()
 	var arm bytes.Buffer
-	w, err := armor.Encode(&arm, publicKeyBlock, nil)
+	w, err := armor.Encode(&arm, openpgp.PublicKeyType, nil)
 	if err != nil {
 		return nil, fmt.Errorf("armoring the signing key: %w", err)
 	}
@@ -219,40 +211,38 @@ func Trust(data []byte, source string, pins []string) (*Key, error) {
 	return key, nil
 }
 
-// dearmor returns the binary contents of every armored key block in data,
-// or data itself when it is not armored.
-func dearmor(data []byte) ([][]byte, error) {
-	const begin = "-----BEGIN PGP "
+// readKeyRings parses every armored key block in data (a file may hold
+// several), or data itself as a binary keyring when it is not armored. The
+// library checks the self-signatures and skips keys whose signatures do not
+// verify; an input without any valid key is an error.
+func readKeyRings(data []byte) (openpgp.EntityList, error) {
+	const begin, end = "-----BEGIN PGP ", "-----END PGP "
+	var ents openpgp.EntityList
 	if !bytes.Contains(data, []byte(begin)) {
-		if len(bytes.TrimSpace(data)) == 0 {
-			return nil, errors.New("empty input")
+		el, err := openpgp.ReadKeyRing(bytes.NewReader(data))
+		if err != nil {
+			return nil, err
 		}
-		return [][]byte{data}, nil
+		ents = el
 	}
-	var out [][]byte
-	rest := data
-	for {
+	for rest := data; ; {
 		i := bytes.Index(rest, []byte(begin))
 		if i < 0 {
 			break
 		}
-		block, err := armor.Decode(bytes.NewReader(rest[i:]))
+		el, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(rest[i:]))
 		if err != nil {
-			return nil, fmt.Errorf("reading ASCII armor: %w", err)
+			return nil, err
 		}
-		if block.Type != publicKeyBlock && block.Type != "PGP PRIVATE KEY BLOCK" {
-			return nil, fmt.Errorf("armored block is a %q, not a public key", block.Type)
-		}
-		body, err := io.ReadAll(block.Body)
-		if err != nil {
-			return nil, fmt.Errorf("reading ASCII armor: %w", err)
-		}
-		out = append(out, body)
-		end := bytes.Index(rest[i:], []byte("-----END PGP "))
-		if end < 0 {
+		ents = append(ents, el...)
+		j := bytes.Index(rest[i:], []byte(end))
+		if j < 0 {
 			break
 		}
-		rest = rest[i+end+len("-----END PGP "):]
+		rest = rest[i+j+len(end):]
 	}
-	return out, nil
+	if len(ents) == 0 {
+		return nil, errors.New("no OpenPGP key found")
+	}
+	return ents, nil
 }

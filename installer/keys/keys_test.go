@@ -3,21 +3,23 @@ package keys
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
-	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/aadsshlogin/handler/failure"
@@ -25,82 +27,59 @@ import (
 
 const microsoftFP = "BC528686B50D79E339D3721CEB3E94ADBE1229CF"
 
-// testKey is an RSA OpenPGP key built in the test (packets only; the
-// signatures are placeholders because Trust does not verify them).
+// testKey is an OpenPGP key (RSA primary key, RSA encryption subkey, one
+// user ID) made by the library, with valid self-signatures.
 type testKey struct {
-	priv   *rsa.PrivateKey
-	pub    []byte // public key packet body
-	sec    []byte // secret key packet body
-	subPub []byte
-	subSec []byte
-	fp     string
+	*openpgp.Entity
+	fp string
 }
 
-func mpi(n *big.Int) []byte {
-	b := n.Bytes()
-	return append(binary.BigEndian.AppendUint16(nil, uint16(n.BitLen())), b...)
-}
+var testConfig = &packet.Config{Algorithm: packet.PubKeyAlgoRSA, RSABits: 2048}
 
-func keyBodies(t *testing.T, created uint32) (*rsa.PrivateKey, []byte, []byte) {
+func newTestKey(t testing.TB) testKey {
 	t.Helper()
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	e, err := openpgp.NewEntity("Test Key", "", "test@example.com", testConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := []byte{4}
-	pub = binary.BigEndian.AppendUint32(pub, created)
-	pub = append(pub, 1)
-	pub = append(pub, mpi(priv.N)...)
-	pub = append(pub, mpi(big.NewInt(int64(priv.E)))...)
-	sec := append([]byte(nil), pub...)
-	sec = append(sec, 0) // unencrypted secret material follows
-	secret := append(mpi(priv.D), mpi(priv.Primes[0])...)
-	secret = append(secret, mpi(priv.Primes[1])...)
-	secret = append(secret, mpi(new(big.Int).ModInverse(priv.Primes[0], priv.Primes[1]))...)
-	var sum uint16
-	for _, c := range secret {
-		sum += uint16(c)
-	}
-	sec = append(sec, secret...)
-	sec = binary.BigEndian.AppendUint16(sec, sum)
-	return priv, pub, sec
+	return testKey{Entity: e, fp: strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint))}
 }
 
-func newTestKey(t *testing.T) testKey {
+// public is the transferable public key, as Trust should write it.
+func (k testKey) public(t testing.TB) []byte {
 	t.Helper()
-	priv, pub, sec := keyBodies(t, 1700000000)
-	_, subPub, subSec := keyBodies(t, 1700000001)
-	fp, err := fingerprint(pub)
-	if err != nil {
+	var b bytes.Buffer
+	if err := k.Serialize(&b); err != nil {
 		t.Fatal(err)
 	}
-	return testKey{priv: priv, pub: pub, sec: sec, subPub: subPub, subSec: subSec, fp: fp}
-}
-
-func fakeSig() []byte { return []byte{4, 0x13, 1, 8, 0, 0, 0, 0, 0xab, 0xcd, 0, 1, 0} }
-
-func (k testKey) public() []byte {
-	var b bytes.Buffer
-	writePacket(&b, tagPublicKey, k.pub)
-	writePacket(&b, tagUserID, []byte("Test Key <test@example.com>"))
-	writePacket(&b, tagSignature, fakeSig())
-	writePacket(&b, tagPublicSubkey, k.subPub)
-	writePacket(&b, tagSignature, fakeSig())
 	return b.Bytes()
 }
 
-func (k testKey) secret() []byte {
+// secret is the transferable secret key (unencrypted secret material).
+func (k testKey) secret(t testing.TB) []byte {
+	t.Helper()
 	var b bytes.Buffer
-	writePacket(&b, tagSecretKey, k.sec)
-	writePacket(&b, tagUserID, []byte("Test Key <test@example.com>"))
-	writePacket(&b, tagSignature, fakeSig())
-	writePacket(&b, tagTrust, []byte{0, 0})
-	writePacket(&b, tagSecretSubkey, k.subSec)
-	writePacket(&b, tagSignature, fakeSig())
+	if err := k.SerializePrivateWithoutSigning(&b, nil); err != nil {
+		t.Fatal(err)
+	}
 	return b.Bytes()
 }
 
-func armored(t *testing.T, typ string, data []byte) []byte {
+// secrets are the private RSA values of the primary key and the subkey.
+func (k testKey) secrets(t testing.TB) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for _, pk := range []*packet.PrivateKey{k.PrivateKey, k.Subkeys[0].PrivateKey} {
+		priv, ok := pk.PrivateKey.(*rsa.PrivateKey)
+		if !ok {
+			t.Fatalf("private key is a %T", pk.PrivateKey)
+		}
+		out = append(out, priv.D.Bytes(), priv.Primes[0].Bytes(), priv.Primes[1].Bytes())
+	}
+	return out
+}
+
+func armored(t testing.TB, typ string, data []byte) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	w, err := armor.Encode(&b, typ, nil)
@@ -109,6 +88,17 @@ func armored(t *testing.T, typ string, data []byte) []byte {
 	}
 	w.Write(data)
 	w.Close()
+	return b.Bytes()
+}
+
+func serialize(t testing.TB, pkts ...interface{ Serialize(io.Writer) error }) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	for _, p := range pkts {
+		if err := p.Serialize(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return b.Bytes()
 }
 
@@ -125,6 +115,23 @@ func wantFailure(t *testing.T, err error, code failure.Code, substr ...string) {
 	}
 }
 
+// packetsOf parses binary OpenPGP data into packets.
+func packetsOf(t *testing.T, data []byte) []packet.Packet {
+	t.Helper()
+	var out []packet.Packet
+	r := packet.NewReader(bytes.NewReader(data))
+	for {
+		p, err := r.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("re-reading the output: %v", err)
+		}
+		out = append(out, p)
+	}
+}
+
 func TestTrustMicrosoftKey(t *testing.T) {
 	data, err := os.ReadFile("testdata/microsoft.asc")
 	if err != nil {
@@ -137,30 +144,38 @@ func TestTrustMicrosoftKey(t *testing.T) {
 	if len(k.Fingerprints) != 1 || k.Fingerprints[0] != microsoftFP {
 		t.Fatalf("fingerprints %v", k.Fingerprints)
 	}
-	block, err := armor.Decode(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var orig bytes.Buffer
-	orig.ReadFrom(block.Body)
-	// gpg writes old-format headers, as we do: the keyring is byte-identical.
-	if !bytes.Equal(k.Binary, orig.Bytes()) {
-		t.Fatal("binary keyring differs from the published key")
-	}
-	again, err := Trust(k.Binary, "binary", []string{microsoftFP})
-	if err != nil || !bytes.Equal(again.Binary, k.Binary) || !bytes.Equal(again.Armored, k.Armored) {
-		t.Fatalf("binary round trip: %v", err)
-	}
 	if !bytes.HasPrefix(k.Armored, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----")) {
 		t.Fatalf("armored output: %s", k.Armored)
+	}
+	// The binary keyring is accepted back, and is stable.
+	again, err := Trust(k.Binary, "binary", []string{microsoftFP})
+	if err != nil {
+		t.Fatalf("binary round trip: %v", err)
+	}
+	if len(again.Fingerprints) != 1 || again.Fingerprints[0] != microsoftFP ||
+		!bytes.Equal(again.Binary, k.Binary) || !bytes.Equal(again.Armored, k.Armored) {
+		t.Fatal("binary round trip changed the key")
+	}
+	rt, err := Trust(k.Armored, "armored output", []string{microsoftFP})
+	if err != nil || !bytes.Equal(rt.Binary, k.Binary) {
+		t.Fatalf("armored round trip: %v", err)
+	}
+	// Same packets as the published key (header formats may differ).
+	el, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(data))
+	if err != nil || len(el) != 1 {
+		t.Fatalf("reading the published key: %v", err)
+	}
+	if got, want := len(packetsOf(t, k.Binary)), len(packetsOf(t, serialize(t, el[0]))); got != want {
+		t.Fatalf("%d packets, want %d", got, want)
 	}
 }
 
 func TestTrustArmoredAndBinary(t *testing.T) {
 	k := newTestKey(t)
+	pub := k.public(t)
 	for name, in := range map[string][]byte{
-		"binary":  k.public(),
-		"armored": armored(t, publicKeyBlock, k.public()),
+		"binary":  pub,
+		"armored": armored(t, openpgp.PublicKeyType, pub),
 	} {
 		got, err := Trust(in, name, []string{k.fp})
 		if err != nil {
@@ -169,7 +184,7 @@ func TestTrustArmoredAndBinary(t *testing.T) {
 		if len(got.Fingerprints) != 1 || got.Fingerprints[0] != k.fp {
 			t.Fatalf("%s: %v", name, got.Fingerprints)
 		}
-		if !bytes.Equal(got.Binary, k.public()) {
+		if !bytes.Equal(got.Binary, pub) {
 			t.Fatalf("%s: binary differs", name)
 		}
 		rt, err := Trust(got.Armored, "armored output", []string{k.fp})
@@ -179,33 +194,9 @@ func TestTrustArmoredAndBinary(t *testing.T) {
 	}
 }
 
-func TestTrustNewFormatHeaders(t *testing.T) {
-	k := newTestKey(t)
-	var b bytes.Buffer
-	for _, p := range []packet{{tagPublicKey, k.pub}, {tagUserID, []byte("x")}, {tagUserAttribute, bytes.Repeat([]byte{1}, 300)}} {
-		b.WriteByte(0xc0 | p.tag)
-		n := len(p.body)
-		if n < 192 {
-			b.WriteByte(byte(n))
-		} else {
-			b.WriteByte(0xff)
-			b.Write(binary.BigEndian.AppendUint32(nil, uint32(n)))
-		}
-		b.Write(p.body)
-	}
-	got, err := Trust(b.Bytes(), "new format", []string{k.fp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkts, err := readPackets(got.Binary)
-	if err != nil || len(pkts) != 3 || pkts[2].tag != tagUserAttribute || len(pkts[2].body) != 300 {
-		t.Fatalf("re-read: %v %v", pkts, err)
-	}
-}
-
 func TestTrustUnpinned(t *testing.T) {
 	k := newTestKey(t)
-	_, err := Trust(k.public(), "https://mirror.example.com/keys/microsoft.asc", []string{microsoftFP})
+	_, err := Trust(k.public(t), "https://mirror.example.com/keys/microsoft.asc", []string{microsoftFP})
 	wantFailure(t, err, failure.UntrustedKey,
 		"The signing key from https://mirror.example.com/keys/microsoft.asc has fingerprint "+k.fp+", which is not a trusted fingerprint ("+microsoftFP+")",
 		"signingKeyFingerprints")
@@ -213,8 +204,8 @@ func TestTrustUnpinned(t *testing.T) {
 
 func TestTrustMixedKeyring(t *testing.T) {
 	a, b, c := newTestKey(t), newTestKey(t), newTestKey(t)
-	ring := append(append(append([]byte(nil), a.public()...), b.public()...), c.public()...)
-	ring = append(ring, b.public()...) // duplicate is kept once
+	ring := append(append(append([]byte(nil), a.public(t)...), b.public(t)...), c.public(t)...)
+	ring = append(ring, b.public(t)...) // duplicate is kept once
 	got, err := Trust(ring, "ring", []string{strings.ToLower(c.fp), b.fp})
 	if err != nil {
 		t.Fatal(err)
@@ -222,92 +213,183 @@ func TestTrustMixedKeyring(t *testing.T) {
 	if len(got.Fingerprints) != 2 || got.Fingerprints[0] != b.fp || got.Fingerprints[1] != c.fp {
 		t.Fatalf("fingerprints %v", got.Fingerprints)
 	}
-	if !bytes.Equal(got.Binary, append(b.public(), c.public()...)) {
+	if !bytes.Equal(got.Binary, append(b.public(t), c.public(t)...)) {
 		t.Fatal("binary keyring is not b+c")
 	}
-	if bytes.Contains(got.Binary, a.priv.N.Bytes()) {
+	aKey := a.PrimaryKey.PublicKey.(*rsa.PublicKey).N.Bytes()
+	if bytes.Contains(got.Binary, aKey) {
 		t.Fatal("unpinned key carried over")
 	}
-	// Two armored blocks in one file.
-	two := append(armored(t, publicKeyBlock, a.public()), armored(t, publicKeyBlock, c.public())...)
-	got, err = Trust(two, "two blocks", []string{c.fp})
-	if err != nil || len(got.Fingerprints) != 1 || got.Fingerprints[0] != c.fp {
+	// Two armored blocks in one file, one of them a private key block.
+	two := append(armored(t, openpgp.PublicKeyType, a.public(t)), armored(t, openpgp.PrivateKeyType, c.secret(t))...)
+	got, err = Trust(two, "two blocks", []string{c.fp, a.fp})
+	if err != nil || len(got.Fingerprints) != 2 || got.Fingerprints[0] != a.fp || got.Fingerprints[1] != c.fp {
 		t.Fatalf("two blocks: %v %v", got, err)
 	}
+	if !bytes.Equal(got.Binary, append(a.public(t), c.public(t)...)) {
+		t.Fatal("two blocks: binary keyring is not a+c")
+	}
 	_, err = Trust(ring, "ring", []string{microsoftFP})
-	wantFailure(t, err, failure.UntrustedKey, "fingerprints "+a.fp+", "+b.fp, "none of which")
+	wantFailure(t, err, failure.UntrustedKey, "fingerprints "+a.fp+", "+b.fp+", "+c.fp, "none of which")
 }
 
 func TestTrustDropsSecretMaterial(t *testing.T) {
 	k := newTestKey(t)
 	for name, in := range map[string][]byte{
-		"binary":  k.secret(),
-		"armored": armored(t, "PGP PRIVATE KEY BLOCK", k.secret()),
+		"binary":  k.secret(t),
+		"armored": armored(t, openpgp.PrivateKeyType, k.secret(t)),
 	} {
 		got, err := Trust(in, name, []string{k.fp})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if !bytes.Equal(got.Binary, k.public()) {
+		if !bytes.Equal(got.Binary, k.public(t)) {
 			t.Fatalf("%s: output is not exactly the public key", name)
 		}
-		for _, secret := range [][]byte{k.priv.D.Bytes(), k.priv.Primes[0].Bytes(), k.priv.Primes[1].Bytes()} {
-			if bytes.Contains(got.Binary, secret) || bytes.Contains(got.Armored, secret) {
+		if !bytes.Contains(got.Armored, []byte("BEGIN PGP PUBLIC KEY BLOCK")) || bytes.Contains(got.Armored, []byte("PRIVATE")) {
+			t.Fatalf("%s: armored output: %s", name, got.Armored)
+		}
+		for _, secret := range k.secrets(t) {
+			if bytes.Contains(got.Binary, secret) {
 				t.Fatalf("%s: secret material carried over", name)
 			}
 		}
-		pkts, _ := readPackets(got.Binary)
-		for _, p := range pkts {
-			if p.tag == tagSecretKey || p.tag == tagSecretSubkey || p.tag == tagTrust {
-				t.Fatalf("%s: packet type %d in output", name, p.tag)
+		for _, p := range packetsOf(t, got.Binary) {
+			if _, ok := p.(*packet.PrivateKey); ok {
+				t.Fatalf("%s: secret key packet in output", name)
 			}
 		}
+	}
+}
+
+func TestTrustRefusesBadSelfSignatures(t *testing.T) {
+	k, other := newTestKey(t), newTestKey(t)
+	id := k.PrimaryIdentity()
+	sub := k.Subkeys[0]
+	forged := packet.NewUserId("Mallory", "", "mallory@example.com")
+	cases := map[string][]byte{
+		// The user ID was changed after it was signed.
+		"user ID": serialize(t, k.PrimaryKey, forged, id.SelfSignature),
+		// A subkey bound by a signature over another subkey.
+		"subkey binding": serialize(t, k.PrimaryKey, id.UserId, id.SelfSignature, other.Subkeys[0].PublicKey, sub.Sig),
+		// A user ID certified only by someone else.
+		"no self-signature": serialize(t, k.PrimaryKey, id.UserId, other.PrimaryIdentity().SelfSignature),
+	}
+	// A signature whose bytes were altered.
+	tampered := k.public(t)
+	tampered[len(tampered)-10] ^= 0xff
+	cases["tampered"] = tampered
+	for name, in := range cases {
+		_, err := Trust(in, name, []string{k.fp})
+		wantFailure(t, err, failure.UntrustedKey, "is not an OpenPGP public key")
+		// Next to a valid key, the invalid one is skipped and so not trusted.
+		_, err = Trust(append(other.public(t), in...), name, []string{k.fp})
+		wantFailure(t, err, failure.UntrustedKey, "has fingerprint "+other.fp+", which is not a trusted fingerprint ("+k.fp+")")
 	}
 }
 
 func TestTrustGarbage(t *testing.T) {
 	k := newTestKey(t)
-	pub := k.public()
+	pub := k.public(t)
+	var sig bytes.Buffer
+	if err := openpgp.DetachSign(&sig, k.Entity, strings.NewReader("data"), testConfig); err != nil {
+		t.Fatal(err)
+	}
 	cases := map[string][]byte{
-		"empty":       nil,
-		"text":        []byte("hello world"),
-		"html":        []byte("<html><body>Proxy login required</body></html>"),
-		"truncated":   pub[:len(pub)-5],
-		"signature":   armored(t, "PGP SIGNATURE", fakeSig()),
-		"bad armor":   []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n!!!!\n-----END PGP PUBLIC KEY BLOCK-----\n"),
-		"sig first":   append([]byte{0x88, byte(len(fakeSig()))}, append(fakeSig(), pub...)...),
-		"partial len": {0xc6, 0xe1, 1, 2},
+		"empty":          nil,
+		"blank":          []byte(" \n"),
+		"text":           []byte("hello world"),
+		"html":           []byte("<html><body>Proxy login required</body></html>"),
+		"truncated":      pub[:len(pub)-5],
+		"signature":      sig.Bytes(),
+		"armored sig":    armored(t, "PGP SIGNATURE", sig.Bytes()),
+		"bad armor":      []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n!!!!\n-----END PGP PUBLIC KEY BLOCK-----\n"),
+		"partial len":    {0xc6, 0xe1, 1, 2},
+		"key without id": serialize(t, k.PrimaryKey),
+		"good then bad":  append(armored(t, openpgp.PublicKeyType, pub), "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n!!!!\n-----END PGP PUBLIC KEY BLOCK-----\n"...),
 	}
 	for name, in := range cases {
-		_, err := Trust(in, "https://x/keys/microsoft.asc", []string{k.fp})
-		wantFailure(t, err, failure.UntrustedKey, "is not an OpenPGP public key")
-		_ = name
+		t.Run(name, func(t *testing.T) {
+			_, err := Trust(in, "https://x/keys/microsoft.asc", []string{k.fp})
+			wantFailure(t, err, failure.UntrustedKey, "is not an OpenPGP public key")
+		})
 	}
 }
 
-func TestFingerprintV6(t *testing.T) {
-	// v6 keys (RFC 9580) use SHA-256; only check the shape and that the
-	// length-prefixed public part is found in a secret packet.
-	body := []byte{6, 0, 0, 0, 1, 27, 0, 0, 0, 32}
-	body = append(body, bytes.Repeat([]byte{7}, 32)...)
-	fp, err := fingerprint(body)
-	if err != nil || len(fp) != 64 {
-		t.Fatalf("%q %v", fp, err)
+// TestKeyringWorksWithGpgv checks that apt (which runs gpgv with the
+// signed-by= keyring) accepts signatures made by a key of the Binary output.
+func TestKeyringWorksWithGpgv(t *testing.T) {
+	gpgv, err := exec.LookPath("gpgv")
+	if err != nil {
+		t.Skip("gpgv is not installed")
 	}
-	pub, err := publicPart(packet{tag: tagSecretKey, body: append(append([]byte(nil), body...), 0, 9, 9, 9)})
-	if err != nil || !bytes.Equal(pub, body) {
-		t.Fatalf("publicPart: %v", err)
+	k, other := newTestKey(t), newTestKey(t)
+	ring := append(other.public(t), k.secret(t)...)
+	key, err := Trust(ring, "test", []string{k.fp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyring, data, sigFile := filepath.Join(dir, "test.gpg"), filepath.Join(dir, "Release"), filepath.Join(dir, "Release.gpg")
+	content := []byte("Origin: test\nSuite: stable\n")
+	var sig bytes.Buffer
+	if err := openpgp.DetachSign(&sig, k.Entity, bytes.NewReader(content), testConfig); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{keyring: key.Binary, data: content, sigFile: sig.Bytes()} {
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(args ...string) error {
+		cmd := exec.Command(gpgv, append([]string{"--homedir", dir, "--keyring", keyring}, args...)...)
+		cmd.Env = append(os.Environ(), "GNUPGHOME="+dir, "LC_ALL=C")
+		out, err := cmd.CombinedOutput()
+		t.Logf("gpgv %s: %v\n%s", strings.Join(args, " "), err, out)
+		return err
+	}
+	if err := run(sigFile, data); err != nil {
+		t.Fatalf("gpgv rejects the signature: %v", err)
+	}
+	// And does not accept a signature by the unpinned key.
+	sig.Reset()
+	if err := openpgp.DetachSign(&sig, other.Entity, bytes.NewReader(content), testConfig); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sigFile, sig.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(sigFile, data); err == nil {
+		t.Fatal("gpgv accepts a signature by a key that is not pinned")
 	}
 }
 
 func FuzzTrust(f *testing.F) {
 	data, _ := os.ReadFile("testdata/microsoft.asc")
 	f.Add(data)
+	if el, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(data)); err == nil && len(el) == 1 {
+		var b bytes.Buffer
+		if el[0].Serialize(&b) == nil {
+			f.Add(b.Bytes())
+		}
+	}
 	f.Add([]byte{0x99, 0, 3, 4, 0, 0})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		k, err := Trust(in, "fuzz", []string{microsoftFP})
-		if err == nil && (len(k.Fingerprints) == 0 || len(k.Binary) == 0) {
-			t.Fatal("success without keys")
+		if err != nil {
+			var fe *failure.Error
+			if !errors.As(err, &fe) || fe.Code != failure.UntrustedKey {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if len(k.Fingerprints) != 1 || k.Fingerprints[0] != microsoftFP || len(k.Binary) == 0 {
+			t.Fatalf("success with fingerprints %v", k.Fingerprints)
+		}
+		for _, p := range packetsOf(t, k.Binary) {
+			if _, ok := p.(*packet.PrivateKey); ok {
+				t.Fatal("secret key packet in output")
+			}
 		}
 	})
 }
