@@ -9,17 +9,6 @@ import (
 	"github.com/aadsshlogin/handler/test/sandbox"
 )
 
-const markerPath = "/var/log/AADSSHLoginForLinux.version"
-
-func (w *world) mrseq(h *agentsim.Handler) string {
-	return strings.TrimSpace(w.root.ReadFile(h.Dir + "/mrseq"))
-}
-
-func (w *world) marker() string { return strings.TrimSpace(w.root.ReadFile(markerPath)) }
-
-// requests counts what left the machine (as far as the fakes can tell).
-func (w *world) requests() int { return len(w.net.Repo.Requests()) + len(w.net.IMDS.Requests()) }
-
 // TestLifecycle drives the whole lifecycle the way the agent does:
 // install → enable → enable (same seq) → enable (new seq) → update to a
 // newer build → disable → uninstall, checking status files, mrseq, the
@@ -32,104 +21,104 @@ func TestLifecycle(t *testing.T) {
 				ctx := context.Background()
 
 				// 1. First goal state: install + enable.
-				h := w.deploy(w.zips.Current, w.zips.CurrentVersion)
-				res := w.mustApply(h, 0, w.pinned())
+				h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+				res := w.MustApply(h, 0, w.Pinned())
 				if got := verbs(res); len(got) != 2 {
 					t.Fatalf("first goal state ran %v, want install and enable", got)
 				}
-				w.wantStatus(h, 0, "success", 0)
-				if got := w.mrseq(h); got != "0" {
+				w.WantStatus(h, 0, "success", 0)
+				if got := w.Mrseq(h); got != "0" {
 					t.Errorf("mrseq after the first enable = %q, want 0 (the first enable at seq 0 must not be skipped)", got)
 				}
-				if got := w.marker(); got != w.zips.CurrentVersion {
-					t.Errorf("version marker %q, want %q", got, w.zips.CurrentVersion)
+				if got := w.Marker(); got != w.Zips.CurrentVersion {
+					t.Errorf("version marker %q, want %q", got, w.Zips.CurrentVersion)
 				}
-				if w.agent.State(h) != agentsim.Enabled {
-					t.Errorf("handler state %s", w.agent.State(h))
+				if w.Agent.State(h) != agentsim.Enabled {
+					t.Errorf("handler state %s", w.Agent.State(h))
 				}
 
 				// 2. The same goal state again (agent restart, reboot, another
 				// extension's goal state): enable only, nothing to do, no
 				// network, status still correct.
-				before := w.requests()
-				res = w.mustApply(h, 0, w.pinned())
+				before := w.Requests()
+				res = w.MustApply(h, 0, w.Pinned())
 				if lastExit(t, res, agentsim.Enable) != 0 || len(res) != 1 {
 					t.Fatalf("repeated goal state ran %v", verbs(res))
 				}
-				if w.requests() != before {
-					t.Errorf("a no-op enable reached the network: %d requests", w.requests()-before)
+				if w.Requests() != before {
+					t.Errorf("a no-op enable reached the network: %d requests", w.Requests()-before)
 				}
-				w.wantStatus(h, 0, "success", 0)
-				res, err := w.agent.Restart(ctx, h, 0)
-				w.logResults(res)
+				w.WantStatus(h, 0, "success", 0)
+				res, err := w.Agent.Restart(ctx, h, 0)
+				w.LogResults(res)
 				if err != nil {
 					t.Fatalf("enable after an agent restart failed: %v", err)
 				}
 
 				// 3. A new sequence number with the same settings: a fresh
 				// status for seq 1, mrseq moves on, still no network.
-				res = w.mustApply(h, 1, w.pinned())
-				w.wantStatus(h, 1, "success", 0)
-				if got := w.mrseq(h); got != "1" {
+				res = w.MustApply(h, 1, w.Pinned())
+				w.WantStatus(h, 1, "success", 0)
+				if got := w.Mrseq(h); got != "1" {
 					t.Errorf("mrseq = %q, want 1", got)
 				}
-				if w.requests() != before {
+				if w.Requests() != before {
 					t.Errorf("an enable with unchanged settings reached the network")
 				}
 
 				// 4. Update to the next build: old disable, new update, old
 				// uninstall (must keep the packages), new enable.
-				h2, res, err := w.agent.Update(ctx, h, w.zips.Next, handlerName, w.zips.NextVersion, 2, w.pinned())
-				w.logResults(res)
+				h2, res, err := w.Agent.Update(ctx, h, w.Zips.Next, handlerName, w.Zips.NextVersion, 2, w.Pinned())
+				w.LogResults(res)
 				if err != nil {
 					t.Fatalf("update failed: %v (%v)", err, verbs(res))
 				}
 				wantOrder := []string{
-					w.zips.CurrentVersion + ":disable=0", w.zips.NextVersion + ":update=0",
-					w.zips.CurrentVersion + ":uninstall=0", w.zips.NextVersion + ":enable=0",
+					w.Zips.CurrentVersion + ":disable=0", w.Zips.NextVersion + ":update=0",
+					w.Zips.CurrentVersion + ":uninstall=0", w.Zips.NextVersion + ":enable=0",
 				}
 				if got := verbs(res); strings.Join(got, " ") != strings.Join(wantOrder, " ") {
 					t.Errorf("update ran %v, want %v", got, wantOrder)
 				}
-				if w.installed("aadsshlogin") == "" || !w.wired() {
+				if w.Installed("aadsshlogin") == "" || !w.Wired() {
 					t.Fatal("the old version's uninstall removed aadsshlogin during the update")
 				}
-				if got := w.marker(); got != w.zips.NextVersion {
-					t.Errorf("marker after update %q, want %q", got, w.zips.NextVersion)
+				if got := w.Marker(); got != w.Zips.NextVersion {
+					t.Errorf("marker after update %q, want %q", got, w.Zips.NextVersion)
 				}
-				w.wantStatus(h2, 2, "success", 0)
-				if got := w.mrseq(h2); got != "2" {
+				w.WantStatus(h2, 2, "success", 0)
+				if got := w.Mrseq(h2); got != "2" {
 					t.Errorf("mrseq after update = %q, want 2", got)
 				}
 
 				// 5. Disable leaves login configured.
-				cr, err := w.agent.Disable(ctx, h2, 2)
-				w.logResults([]agentsim.CommandResult{cr})
+				cr, err := w.Agent.Disable(ctx, h2, 2)
+				w.LogResults([]agentsim.CommandResult{cr})
 				if err != nil || cr.ExitCode != 0 {
 					t.Fatalf("disable: exit %d, %v", cr.ExitCode, err)
 				}
-				if !w.wired() {
+				if !w.Wired() {
 					t.Error("disable unwired SSH login")
 				}
 
 				// 6. Uninstall removes the packages, our repository file and
 				// key, the state and the marker.
-				res, err = w.agent.Uninstall(ctx, h2, 2)
-				w.logResults(res)
+				res, err = w.Agent.Uninstall(ctx, h2, 2)
+				w.LogResults(res)
 				if err != nil || lastExit(t, res, agentsim.Uninstall) != 0 {
 					t.Fatalf("uninstall: %v %v", err, verbs(res))
 				}
 				for _, pkg := range []string{"aadsshlogin", "aadsshlogin-selinux"} {
-					if v := w.installed(pkg); v != "" {
+					if v := w.Installed(pkg); v != "" {
 						t.Errorf("%s %s still installed after uninstall", pkg, v)
 					}
 				}
-				if w.wired() {
+				if w.Wired() {
 					t.Error("sshd/NSS still reference aadsshlogin after uninstall")
 				}
 				for _, p := range []string{aptList, yumRepo, "/etc/apt/keyrings/microsoft-aadsshlogin.gpg",
 					"/etc/pki/rpm-gpg/microsoft-aadsshlogin.asc", "/var/lib/aadsshlogin-handler", markerPath} {
-					if w.root.Exists(p) {
+					if w.Root.Exists(p) {
 						t.Errorf("%s left behind after uninstall", p)
 					}
 				}
@@ -146,26 +135,26 @@ func TestUpdateFromShippedExtension(t *testing.T) {
 	sandbox.RunIsolated(t, func(t *testing.T) {
 		w := newWorld(t, "debian-12", sandbox.NetworkOptions{})
 		ctx := context.Background()
-		w.root.InstallLocalPackage(t, w.fx.Deb("aadsshlogin", w.fx.Versions.Old))
-		legacy := w.deploy(w.zips.Legacy, legacyVersion)
-		w.mustApply(legacy, 3, map[string]any{})
-		if got := w.marker(); got != legacyVersion {
+		w.Root.InstallLocalPackage(t, w.Fx.Deb("aadsshlogin", w.Fx.Versions.Old))
+		legacy := w.Deploy(w.Zips.Legacy, legacyVersion)
+		w.MustApply(legacy, 3, map[string]any{})
+		if got := w.Marker(); got != legacyVersion {
 			t.Fatalf("legacy stand-in wrote marker %q", got)
 		}
 
-		h, res, err := w.agent.Update(ctx, legacy, w.zips.Current, handlerName, w.zips.CurrentVersion, 4, w.pinned())
-		w.logResults(res)
+		h, res, err := w.Agent.Update(ctx, legacy, w.Zips.Current, handlerName, w.Zips.CurrentVersion, 4, w.Pinned())
+		w.LogResults(res)
 		if err != nil {
 			t.Fatalf("update from %s failed: %v", legacyVersion, err)
 		}
-		if got := w.installed("aadsshlogin"); got != w.fx.Versions.New {
-			t.Errorf("aadsshlogin %q after the update, want %s (upgraded and kept)", got, w.fx.Versions.New)
+		if got := w.Installed("aadsshlogin"); got != w.Fx.Versions.New {
+			t.Errorf("aadsshlogin %q after the update, want %s (upgraded and kept)", got, w.Fx.Versions.New)
 		}
-		if !w.wired() {
+		if !w.Wired() {
 			t.Error("SSH login not wired after the update")
 		}
-		w.wantStatus(h, 4, "success", 0)
-		if got := w.marker(); got != w.zips.CurrentVersion {
+		w.WantStatus(h, 4, "success", 0)
+		if got := w.Marker(); got != w.Zips.CurrentVersion {
 			t.Errorf("marker %q", got)
 		}
 	})
@@ -180,27 +169,27 @@ func TestDowngrade(t *testing.T) {
 	sandbox.RunIsolated(t, func(t *testing.T) {
 		w := newWorld(t, "ubuntu-22.04", sandbox.NetworkOptions{})
 		ctx := context.Background()
-		h := w.deploy(w.zips.Current, w.zips.CurrentVersion)
-		w.mustApply(h, 0, w.pinned())
+		h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+		w.MustApply(h, 0, w.Pinned())
 
-		old, res, err := w.agent.Update(ctx, h, w.zips.Legacy, handlerName, legacyVersion, 1, map[string]any{})
-		w.logResults(res)
+		old, res, err := w.Agent.Update(ctx, h, w.Zips.Legacy, handlerName, legacyVersion, 1, map[string]any{})
+		w.LogResults(res)
 		if err != nil {
 			t.Fatalf("downgrade failed: %v", err)
 		}
-		if w.installed("aadsshlogin") == "" || !w.wired() {
+		if w.Installed("aadsshlogin") == "" || !w.Wired() {
 			t.Fatal("the downgrade removed aadsshlogin")
 		}
-		if got := w.marker(); got != legacyVersion {
+		if got := w.Marker(); got != legacyVersion {
 			t.Errorf("marker %q after the downgrade, want %s", got, legacyVersion)
 		}
 		// The older version's real uninstall now removes the packages.
-		res, err = w.agent.Uninstall(ctx, old, 1)
-		w.logResults(res)
+		res, err = w.Agent.Uninstall(ctx, old, 1)
+		w.LogResults(res)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v := w.installed("aadsshlogin"); v != "" {
+		if v := w.Installed("aadsshlogin"); v != "" {
 			t.Errorf("aadsshlogin %s still installed after the older version's uninstall", v)
 		}
 	})
@@ -211,18 +200,18 @@ func TestDowngrade(t *testing.T) {
 func TestSettingsChangeReconfigures(t *testing.T) {
 	sandbox.RunIsolated(t, func(t *testing.T) {
 		w := newWorld(t, "debian-12", sandbox.NetworkOptions{})
-		h := w.deploy(w.zips.Current, w.zips.CurrentVersion)
-		w.mustApply(h, 0, w.pinned())
+		h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+		w.MustApply(h, 0, w.Pinned())
 		mirror := map[string]any{
 			"repositoryUrl":          "https://mirror.example.test",
-			"signingKeyFingerprints": []string{w.fx.KeyFingerprint},
+			"signingKeyFingerprints": []string{w.Fx.KeyFingerprint},
 		}
-		w.mustApply(h, 1, mirror)
-		w.wantStatus(h, 1, "success", 0)
-		if list := w.root.ReadFile(aptList); !strings.Contains(list, "https://mirror.example.test/repos/microsoft-debian-bookworm-prod") {
+		w.MustApply(h, 1, mirror)
+		w.WantStatus(h, 1, "success", 0)
+		if list := w.Root.ReadFile(aptList); !strings.Contains(list, "https://mirror.example.test/repos/microsoft-debian-bookworm-prod") {
 			t.Errorf("enable did not apply the mirror:\n%s", list)
 		}
-		if got := w.mrseq(h); got != "1" {
+		if got := w.Mrseq(h); got != "1" {
 			t.Errorf("mrseq %q", got)
 		}
 	})
@@ -243,9 +232,9 @@ func TestBadSettings(t *testing.T) {
 	sandbox.RunIsolated(t, func(t *testing.T) {
 		w := newWorld(t, "debian-12", sandbox.NetworkOptions{})
 		for i, c := range cases {
-			h := w.deploy(w.zips.Current, w.zips.CurrentVersion)
-			before := w.root.Snapshot(t)
-			res, err := w.apply(h, i, c.public)
+			h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+			before := w.Root.Snapshot(t)
+			res, err := w.Apply(h, i, c.public)
 			if err == nil {
 				t.Errorf("settings %s accepted", jsonString(c.public))
 				continue
@@ -253,11 +242,11 @@ func TestBadSettings(t *testing.T) {
 			if got := lastExit(t, res, agentsim.Install); got != 53 {
 				t.Errorf("settings %s: exit %d, want 53", jsonString(c.public), got)
 			}
-			st := w.wantStatus(h, i, "error", 53)
+			st := w.WantStatus(h, i, "error", 53)
 			if !strings.Contains(st.Message, c.field) {
 				t.Errorf("message does not name %s: %q", c.field, st.Message)
 			}
-			w.wantUnchanged(before)
+			w.WantUnchanged(before)
 		}
 	})
 }
@@ -267,17 +256,17 @@ func TestBadSettings(t *testing.T) {
 func TestSELinuxPolicyInstalled(t *testing.T) {
 	sandbox.RunIsolated(t, func(t *testing.T) {
 		w := newWorld(t, "rhel-9.4", sandbox.NetworkOptions{})
-		w.root.InstallLocalPackage(t, w.fx.RPM("selinux-policy-targeted", "38.1.35"))
-		h := w.deploy(w.zips.Current, w.zips.CurrentVersion)
-		w.mustApply(h, 0, w.pinned())
-		if got := w.installed("aadsshlogin-selinux"); got != w.fx.Versions.New {
-			t.Errorf("aadsshlogin-selinux %q, want %s", got, w.fx.Versions.New)
+		w.Root.InstallLocalPackage(t, w.Fx.RPM("selinux-policy-targeted", "38.1.35"))
+		h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+		w.MustApply(h, 0, w.Pinned())
+		if got := w.Installed("aadsshlogin-selinux"); got != w.Fx.Versions.New {
+			t.Errorf("aadsshlogin-selinux %q, want %s", got, w.Fx.Versions.New)
 		}
-		out := w.root.MustExec(t, nil, "semodule", "-l")
+		out := w.Root.MustExec(t, nil, "semodule", "-l")
 		if !strings.Contains(out, "aad_permissions") {
 			t.Errorf("semodule -l: %q", out)
 		}
-		st := w.wantStatus(h, 0, "success", 0)
+		st := w.WantStatus(h, 0, "success", 0)
 		if !strings.Contains(st.Message, "SELinux") {
 			t.Errorf("status does not mention the SELinux module: %q", st.Message)
 		}

@@ -4,7 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aadsshlogin/handler/installer/keys"
 	"github.com/aadsshlogin/handler/test/agentsim"
+	"github.com/aadsshlogin/handler/test/harness"
 	"github.com/aadsshlogin/handler/test/sandbox"
 )
 
@@ -19,13 +21,6 @@ type matrixCase struct {
 	// fallback: the distro's own folder is missing (404/403) or empty.
 	note string
 }
-
-const (
-	aptList = "/etc/apt/sources.list.d/microsoft-prod.list"
-	yumRepo = "/etc/yum.repos.d/microsoft-prod.repo"
-	zypRepo = "/etc/zypp/repos.d/microsoft-prod.repo"
-	pmc     = "https://packages.microsoft.com"
-)
 
 var matrix = []matrixCase{
 	{distro: "ubuntu-16.04", repoFile: aptList, repoURL: pmc + "/repos/microsoft-ubuntu-xenial-prod xenial main"},
@@ -45,7 +40,7 @@ var matrix = []matrixCase{
 	{distro: "opensuse-leap-15.5", repoFile: zypRepo, repoURL: pmc + "/opensuse/15/prod/", pinned: true},
 	{distro: "opensuse-leap-15.6", repoFile: zypRepo, repoURL: pmc + "/opensuse/15/prod/"},
 	{distro: "mariner-2.0", repoFile: yumRepo, repoURL: pmc + "/cbl-mariner/2.0/prod/extras/x86_64"},
-	{distro: "azurelinux-3.0", repoFile: "", prepare: func(w *world) { w.root.AddDistroRepo(w.t) },
+	{distro: "azurelinux-3.0", repoFile: "", prepare: func(w *world) { w.Root.AddDistroRepo(w.T) },
 		note: "the image's own azurelinux-official-ms-non-oss repository is reused"},
 	{distro: "azurelinux-3.0", repoFile: yumRepo, repoURL: pmc + "/azurelinux/3.0/prod/ms-non-oss/x86_64",
 		note: "without the image's repository, ms-non-oss is configured"},
@@ -67,48 +62,49 @@ func TestSupportedDistributions(t *testing.T) {
 				if c.prepare != nil {
 					c.prepare(w)
 				}
-				h := w.deploy(w.zips.Current, w.zips.CurrentVersion)
-				res := w.mustApply(h, 0, w.pinned())
+				h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+				res := w.MustApply(h, 0, w.Pinned())
 				if got := lastExit(t, res, agentsim.Install); got != 0 {
 					t.Fatalf("install exit %d", got)
 				}
-				st := w.wantStatus(h, 0, "success", 0)
+				st := w.WantStatus(h, 0, "success", 0)
 				if !strings.Contains(st.Message, "aadsshlogin") {
 					t.Errorf("status message does not name the package: %q", st.Message)
 				}
 
-				want := w.fx.Versions.New
+				want := w.Fx.Versions.New
 				if c.pinned {
-					want = w.fx.Versions.SUSEPinned
+					want = w.Fx.Versions.SUSEPinned
 				}
-				if got := w.installed("aadsshlogin"); got != want {
+				if got := w.Installed("aadsshlogin"); got != want {
 					t.Errorf("aadsshlogin version %q, want %q", got, want)
 				}
-				if !w.wired() {
+				if !w.Wired() {
 					t.Errorf("sshd/NSS not wired after install")
 				}
 
 				if c.repoFile == "" {
 					for _, f := range []string{aptList, yumRepo, zypRepo} {
-						if w.root.Exists(f) {
+						if w.Root.Exists(f) {
 							t.Errorf("%s written although the image's repository should be reused", f)
 						}
 					}
 					return
 				}
-				repo := w.root.ReadFile(c.repoFile)
+				repo := w.Root.ReadFile(c.repoFile)
 				if !strings.Contains(repo, c.repoURL) {
 					t.Errorf("%s does not contain %q:\n%s", c.repoFile, c.repoURL, repo)
 				}
 				if !strings.HasPrefix(repo, "# Managed by the AADSSHLoginForLinux VM extension") {
 					t.Errorf("%s lacks the managed-by header:\n%s", c.repoFile, repo)
 				}
-				if w.root.Spec.Family == "deb" {
+				if w.Root.Spec.Family == "deb" {
 					if !strings.Contains(repo, "signed-by=/etc/apt/keyrings/microsoft-aadsshlogin.gpg") {
 						t.Errorf("apt source is not bound to our keyring:\n%s", repo)
 					}
-					if key := w.root.ReadFile("/etc/apt/keyrings/microsoft-aadsshlogin.gpg"); key != string(w.fx.KeyBinary) {
-						t.Errorf("keyring content differs from the pinned key (%d bytes)", len(key))
+					key := w.Root.ReadFile(harness.AptKeyring)
+					if k, err := keys.Trust([]byte(key), "keyring", []string{w.Fx.KeyFingerprint}); err != nil || len(k.Fingerprints) != 1 {
+						t.Errorf("the keyring does not hold exactly the pinned key: %v", err)
 					}
 				} else {
 					for _, want := range []string{"gpgcheck=1", "repo_gpgcheck=1", "gpgkey=file:///etc/pki/rpm-gpg/microsoft-aadsshlogin.asc"} {
@@ -116,8 +112,8 @@ func TestSupportedDistributions(t *testing.T) {
 							t.Errorf("%s lacks %q:\n%s", c.repoFile, want, repo)
 						}
 					}
-					id := strings.ToLower(w.fx.KeyFingerprint[len(w.fx.KeyFingerprint)-8:])
-					if _, _, code := w.root.Exec(t.Context(), nil, "rpm", "-q", "gpg-pubkey-"+id); code != 0 {
+					id := strings.ToLower(w.Fx.KeyFingerprint[len(w.Fx.KeyFingerprint)-8:])
+					if _, _, code := w.Root.Exec(t.Context(), nil, "rpm", "-q", "gpg-pubkey-"+id); code != 0 {
 						t.Errorf("key %s not imported into the rpm database", id)
 					}
 				}
@@ -133,23 +129,23 @@ func TestUnsupportedDistributions(t *testing.T) {
 		t.Run(distro, func(t *testing.T) {
 			sandbox.RunIsolated(t, func(t *testing.T) {
 				w := newWorld(t, distro, sandbox.NetworkOptions{})
-				h := w.deploy(w.zips.Current, w.zips.CurrentVersion)
-				before := w.root.Snapshot(t)
-				res, err := w.apply(h, 0, w.pinned())
+				h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+				before := w.Root.Snapshot(t)
+				res, err := w.Apply(h, 0, w.Pinned())
 				if err == nil {
 					t.Fatal("install succeeded on an unsupported distribution")
 				}
 				if got := lastExit(t, res, agentsim.Install); got != 51 {
 					t.Fatalf("install exit %d, want 51", got)
 				}
-				st := w.wantStatus(h, 0, "error", 51)
-				want := w.root.Spec.Field("VERSION_ID")
+				st := w.WantStatus(h, 0, "error", 51)
+				want := w.Root.Spec.Field("VERSION_ID")
 				if !strings.Contains(st.Message, want) || !strings.Contains(st.Message, "Supported") {
 					t.Errorf("message should name the detected version %q and the supported list: %q", want, st.Message)
 				}
-				w.wantUnchanged(before)
-				if len(w.net.Repo.Requests()) != 0 || w.net.IMDS.TokenRequests() != 0 {
-					t.Errorf("an unsupported distribution still reached out: repo %v, imds tokens %d", w.net.Repo.Requests(), w.net.IMDS.TokenRequests())
+				w.WantUnchanged(before)
+				if len(w.Net.Repo.Requests()) != 0 || w.Net.IMDS.TokenRequests() != 0 {
+					t.Errorf("an unsupported distribution still reached out: repo %v, imds tokens %d", w.Net.Repo.Requests(), w.Net.IMDS.TokenRequests())
 				}
 			})
 		})
@@ -164,36 +160,27 @@ func TestDefaultKeyIsPinned(t *testing.T) {
 		t.Run(distro, func(t *testing.T) {
 			sandbox.RunIsolated(t, func(t *testing.T) {
 				w := newWorld(t, distro, sandbox.NetworkOptions{})
-				h := w.deploy(w.zips.Current, w.zips.CurrentVersion)
-				before := w.root.Snapshot(t)
-				res, err := w.apply(h, 0, nil)
+				h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+				before := w.Root.Snapshot(t)
+				res, err := w.Apply(h, 0, nil)
 				if err == nil {
 					t.Fatal("install trusted a key whose fingerprint is not pinned")
 				}
 				if got := lastExit(t, res, agentsim.Install); got != 25 {
 					t.Fatalf("install exit %d, want 25", got)
 				}
-				st := w.wantStatus(h, 0, "error", 25)
-				if !strings.Contains(st.Message, w.fx.KeyFingerprint) || !strings.Contains(st.Message, "BC528686B50D79E339D3721CEB3E94ADBE1229CF") {
+				st := w.WantStatus(h, 0, "error", 25)
+				if !strings.Contains(st.Message, w.Fx.KeyFingerprint) || !strings.Contains(st.Message, "BC528686B50D79E339D3721CEB3E94ADBE1229CF") {
 					t.Errorf("message should name the key's fingerprint and the pinned one: %q", st.Message)
 				}
-				if !contains(w.net.Repo.Requests(), "/keys/microsoft.asc") {
-					t.Errorf("the default key URL was not used: %v", w.net.Repo.Requests())
+				if !contains(w.Net.Repo.Requests(), "/keys/microsoft.asc") {
+					t.Errorf("the default key URL was not used: %v", w.Net.Repo.Requests())
 				}
-				w.wantUnchanged(before)
-				if w.installed("aadsshlogin") != "" {
+				w.WantUnchanged(before)
+				if w.Installed("aadsshlogin") != "" {
 					t.Error("aadsshlogin installed anyway")
 				}
 			})
 		})
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
