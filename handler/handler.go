@@ -177,10 +177,8 @@ type outcome struct {
 	message   string            // success message
 	substatus []agent.Substatus // details and warnings
 	noStatus  bool              // the verb must not write a status (skipped uninstall)
-	// keepStatus: the current status file for seq is already correct
-	// (no-op enable); do not rewrite it.
-	keepStatus bool
-	mrseq      bool // record seq in mrseq after the status is written
+	quiet     bool              // nothing happened (no-op enable): no event
+	mrseq     bool              // record seq in mrseq after the status is written
 }
 
 type run struct {
@@ -259,7 +257,7 @@ func (r *run) finish(out outcome) failure.Code {
 		rep.Status, rep.Message = agent.Success, out.message
 		r.log.WithField("took", r.opts.Now().Sub(r.start).Round(time.Millisecond)).Info("succeeded")
 	}
-	if !out.noStatus && !out.keepStatus {
+	if !out.noStatus {
 		if err := agent.WriteStatus(r.env.StatusFolder, seq, rep, r.opts.Now()); err != nil {
 			r.log.WithError(err).Error("writing the status file")
 			fmt.Fprintf(r.opts.Stderr, "warning: cannot write the status file in %s: %v\n", r.env.StatusFolder, err)
@@ -274,7 +272,7 @@ func (r *run) finish(out outcome) failure.Code {
 	if out.err != nil {
 		level, msg = agent.LevelError, fmt.Sprintf("%s failed with exit code %d (%s): %s", r.verb, code, code.Name(), failure.MessageOf(out.err))
 	}
-	if !out.keepStatus { // a no-op enable after every goal state is not news
+	if !out.quiet { // a no-op enable after every goal state is not news
 		if err := r.events.Write(level, string(r.verb), msg, fmt.Sprintf("%s-%d", r.verb, seq)); err != nil {
 			r.log.WithError(err).Debug("event not written")
 		}

@@ -146,13 +146,27 @@ func (r *run) fastPath() (outcome, bool) {
 		log.WithError(err).Info("quick verification failed; repairing")
 		return outcome{}, false
 	}
-	out := outcome{mrseq: true, message: successMessage(st.Packages)}
-	if last, ok, _ := agent.ReadMrseq(r.env.HandlerDir); ok && last == r.seq {
-		if rep, err := agent.ReadStatus(r.env.StatusFolder, r.seq); err == nil && rep.Status == agent.Success {
-			out.keepStatus = true
+	out := outcome{mrseq: true, quiet: true, message: successMessage(st.Packages)}
+	// Keep the details (repository, warnings) the last full run reported:
+	// from this sequence number's status, or else from the last one enable
+	// completed.
+	for _, seq := range r.previousSeqs() {
+		if rep, err := agent.ReadStatus(r.env.StatusFolder, seq); err == nil && rep.Status == agent.Success && len(rep.Substatus) > 0 {
+			out.substatus = rep.Substatus
+			break
 		}
 	}
 	return out, true
+}
+
+// previousSeqs lists the sequence numbers whose status may hold the last
+// full run's details: this one, then the one in mrseq.
+func (r *run) previousSeqs() []int {
+	seqs := []int{r.seq}
+	if last, ok, _ := agent.ReadMrseq(r.env.HandlerDir); ok && last != r.seq {
+		seqs = append(seqs, last)
+	}
+	return seqs
 }
 
 func fileHasHash(r *run, path, hash string) bool {

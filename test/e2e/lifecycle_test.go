@@ -233,7 +233,7 @@ func TestBadSettings(t *testing.T) {
 		w := newWorld(t, "debian-12", sandbox.NetworkOptions{})
 		for i, c := range cases {
 			h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
-			before := w.Root.Snapshot(t)
+			before := w.Baseline()
 			res, err := w.Apply(h, i, c.public)
 			if err == nil {
 				t.Errorf("settings %s accepted", jsonString(c.public))
@@ -246,7 +246,7 @@ func TestBadSettings(t *testing.T) {
 			if !strings.Contains(st.Message, c.field) {
 				t.Errorf("message does not name %s: %q", c.field, st.Message)
 			}
-			w.WantUnchanged(before)
+			w.WantUnchangedSince(before)
 		}
 	})
 }

@@ -130,7 +130,7 @@ func TestUnsupportedDistributions(t *testing.T) {
 			sandbox.RunIsolated(t, func(t *testing.T) {
 				w := newWorld(t, distro, sandbox.NetworkOptions{})
 				h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
-				before := w.Root.Snapshot(t)
+				before := w.Baseline()
 				res, err := w.Apply(h, 0, w.Pinned())
 				if err == nil {
 					t.Fatal("install succeeded on an unsupported distribution")
@@ -143,7 +143,7 @@ func TestUnsupportedDistributions(t *testing.T) {
 				if !strings.Contains(st.Message, want) || !strings.Contains(st.Message, "Supported") {
 					t.Errorf("message should name the detected version %q and the supported list: %q", want, st.Message)
 				}
-				w.WantUnchanged(before)
+				w.WantUnchangedSince(before)
 				if len(w.Net.Repo.Requests()) != 0 || w.Net.IMDS.TokenRequests() != 0 {
 					t.Errorf("an unsupported distribution still reached out: repo %v, imds tokens %d", w.Net.Repo.Requests(), w.Net.IMDS.TokenRequests())
 				}
@@ -161,7 +161,7 @@ func TestDefaultKeyIsPinned(t *testing.T) {
 			sandbox.RunIsolated(t, func(t *testing.T) {
 				w := newWorld(t, distro, sandbox.NetworkOptions{})
 				h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
-				before := w.Root.Snapshot(t)
+				before := w.Baseline()
 				res, err := w.Apply(h, 0, nil)
 				if err == nil {
 					t.Fatal("install trusted a key whose fingerprint is not pinned")
@@ -176,7 +176,7 @@ func TestDefaultKeyIsPinned(t *testing.T) {
 				if !contains(w.Net.Repo.Requests(), "/keys/microsoft.asc") {
 					t.Errorf("the default key URL was not used: %v", w.Net.Repo.Requests())
 				}
-				w.WantUnchanged(before)
+				w.WantUnchangedSince(before)
 				if w.Installed("aadsshlogin") != "" {
 					t.Error("aadsshlogin installed anyway")
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -174,9 +175,7 @@ func ChangedPaths(before, after sandbox.Snapshot) []string {
 		if strings.HasPrefix(p, "/var/lib/waagent") {
 			continue
 		}
-		// rpm's sqlite database keeps a shared-memory index next to it that
-		// every read-only query may touch; it holds no package data.
-		if strings.HasSuffix(p, ".sqlite-shm") {
+		if bookkeeping(p) {
 			continue
 		}
 		out = append(out, d)
@@ -231,3 +230,58 @@ const (
 	RPMKey     = "/etc/pki/rpm-gpg/microsoft-aadsshlogin.asc"
 	StateDir   = "/var/lib/aadsshlogin-handler"
 )
+
+// bookkeeping reports paths that package managers and the stand-in packages
+// rewrite whenever they run, even when the run is undone: databases'
+// journals and backups, transaction histories, and the stand-ins' own
+// scriptlet log. "Unchanged" is judged on everything else plus the
+// installed package set (Baseline).
+func bookkeeping(p string) bool {
+	for _, prefix := range []string{
+		"/var/lib/dpkg/status-old", "/var/lib/dpkg/triggers/", "/var/lib/dpkg/updates/",
+		"/var/lib/rpm/", "/var/lib/dnf/", "/var/lib/zypp/", "/var/lib/tdnf/",
+		"/var/lib/aadsshlogin-standin", "/var/lib/selinux-standin",
+	} {
+		if p == strings.TrimSuffix(prefix, "/") || strings.HasPrefix(p, prefix) {
+			return true
+		}
+	}
+	// sqlite keeps a shared-memory index next to a database that every
+	// read-only query may touch; it holds no data.
+	return strings.HasSuffix(p, ".sqlite-shm")
+}
+
+// Baseline is the machine's state before a run that is expected to change
+// nothing: files plus the installed package set.
+type Baseline struct {
+	Snapshot sandbox.Snapshot
+	Packages string
+}
+
+// Baseline records the state for WantUnchangedSince.
+func (w *World) Baseline() Baseline {
+	return Baseline{Snapshot: w.Root.Snapshot(w.T), Packages: w.PackageSet()}
+}
+
+// WantUnchangedSince requires files and installed packages to be as in b.
+func (w *World) WantUnchangedSince(b Baseline) {
+	w.T.Helper()
+	w.WantUnchanged(b.Snapshot)
+	if got := w.PackageSet(); got != b.Packages {
+		w.T.Errorf("the installed packages changed although the handler failed:\nbefore:\n%s\nafter:\n%s", b.Packages, got)
+	}
+}
+
+// PackageSet lists installed packages with versions, sorted.
+func (w *World) PackageSet() string {
+	w.T.Helper()
+	var out string
+	if w.Root.Spec.Family == "deb" {
+		out, _, _ = w.Root.Exec(context.Background(), nil, "dpkg-query", "-W", "-f=${Package} ${Version} ${Status}\n")
+	} else {
+		out, _, _ = w.Root.Exec(context.Background(), nil, "rpm", "-qa", "--qf", "%{NAME} %{VERSION}-%{RELEASE}\n")
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
