@@ -38,7 +38,9 @@ test: setup lint
 	@sh scripts/fuzz.sh $(FUZZTIME)
 
 demo: setup
-	$(GO) run ./test/cmd/demo
+	@mkdir -p build
+	$(GO) test -c -o build/demo.test ./test/demo
+	cd test/demo && AADSSH_DEMO=1 AADSSH_E2E_REQUIRED=1 ../../build/demo.test -test.run '^TestDemo$$' -test.count=1 -test.timeout 30m
 
 bench: setup
 	$(GO) run ./test/cmd/bench
