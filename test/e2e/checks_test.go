@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"golang.org/x/sys/unix"
+
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,6 +223,55 @@ func TestVerificationFailsOnLocallyEditedPAM(t *testing.T) {
 		}
 		if v := w.Installed("aadsshlogin"); v != "" {
 			t.Errorf("aadsshlogin %s left installed after a failed verification", v)
+		}
+		w.WantUnchangedSince(before)
+	})
+}
+
+// TestNotEnoughMemory: the docs say the install fails below 1 GB; the
+// handler refuses first, with the numbers, and changes nothing.
+func TestNotEnoughMemory(t *testing.T) {
+	sandbox.RunIsolated(t, func(t *testing.T) {
+		w := newWorld(t, "debian-12", sandbox.NetworkOptions{})
+		fake := filepath.Join(t.TempDir(), "meminfo")
+		if err := os.WriteFile(fake, []byte("MemTotal:         524288 kB\nMemFree:          100000 kB\n"), 0o444); err != nil {
+			t.Fatal(err)
+		}
+		// Private mount namespace: the bind mount hides the root's
+		// /proc/meminfo for this test only.
+		if err := unix.Mount(fake, w.Root.Path("/proc/meminfo"), "", unix.MS_BIND, ""); err != nil {
+			t.Fatalf("bind-mounting a small meminfo: %v", err)
+		}
+		h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+		before := w.Baseline()
+		res, err := w.Apply(h, 0, w.Pinned())
+		if err == nil || lastExit(t, res, agentsim.Install) != 28 {
+			t.Fatalf("want exit 28, got %v", verbs(res))
+		}
+		st := w.WantStatus(h, 0, "error", 28)
+		if !strings.Contains(st.Message, "512 MiB") {
+			t.Errorf("message should give the numbers: %q", st.Message)
+		}
+		w.WantUnchangedSince(before)
+	})
+}
+
+// TestNotEnoughDisk: too little free space where packages go.
+func TestNotEnoughDisk(t *testing.T) {
+	sandbox.RunIsolated(t, func(t *testing.T) {
+		w := newWorld(t, "rhel-9.4", sandbox.NetworkOptions{})
+		if err := unix.Mount("tmpfs", w.Root.Path("/var/cache"), "tmpfs", 0, "size=1m"); err != nil {
+			t.Fatalf("mounting a tiny /var/cache: %v", err)
+		}
+		h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+		before := w.Baseline()
+		res, err := w.Apply(h, 0, w.Pinned())
+		if err == nil || lastExit(t, res, agentsim.Install) != 29 {
+			t.Fatalf("want exit 29, got %v", verbs(res))
+		}
+		st := w.WantStatus(h, 0, "error", 29)
+		if !strings.Contains(st.Message, "/var/cache") {
+			t.Errorf("message should name the file system: %q", st.Message)
 		}
 		w.WantUnchangedSince(before)
 	})
