@@ -1,12 +1,12 @@
 package e2e
 
 import (
-	"golang.org/x/sys/unix"
-
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/aadsshlogin/handler/test/agentsim"
 	"github.com/aadsshlogin/handler/test/fixtures"
