@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Fake is a Runner for tests: it records every command and answers from
@@ -26,6 +27,9 @@ type FakeResponse struct {
 	Err    error
 	// Func, when set, computes the answer (and can change state).
 	Func func(Cmd) (Result, error)
+	// Delay makes the command take this long; a context that ends first
+	// stops it the way Exec does (error wrapping ctx.Err()).
+	Delay time.Duration
 }
 
 // Run implements Runner.
@@ -51,6 +55,15 @@ func (f *Fake) Run(ctx context.Context, c Cmd) (Result, error) {
 			return Result{ExitCode: -1}, fmt.Errorf("%s: %w", c.Name, ErrNotFound)
 		}
 		return Result{}, nil
+	}
+	if resp.Delay > 0 {
+		timer := time.NewTimer(resp.Delay)
+		defer timer.Stop()
+		select {
+		case <-ctx.Done():
+			return Result{ExitCode: -1}, fmt.Errorf("%s stopped: %w", c.Name, ctx.Err())
+		case <-timer.C:
+		}
 	}
 	if resp.Func != nil {
 		return resp.Func(c)

@@ -318,3 +318,42 @@ func TestMarkerIsOneWord(t *testing.T) {
 		t.Errorf("missing marker: %q %v", m, err)
 	}
 }
+
+// TestTimeBudgetExceeded: a command still running when the verb's budget
+// ends is stopped, and the verb reports 31 instead of hanging until the
+// agent kills it.
+func TestTimeBudgetExceeded(t *testing.T) {
+	a := newFakeAgent(t)
+	a.write(t, a.root.Path("/etc/os-release"), "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n")
+	a.write(t, a.root.Path("/proc/meminfo"), "MemTotal:        8000000 kB\n")
+	a.settings(t, 3, `{}`)
+	opts := a.options("install")
+	opts.Runner = &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
+		"dpkg-query": {Delay: time.Hour},
+	}}
+	opts.Now = shiftClock(Install, time.Second)
+	if code := Main(opts); code != failure.TimeBudgetExceeded {
+		t.Fatalf("code %d (%s): %s", code, code.Name(), a.stderr.String())
+	}
+	if rep := a.status(t, 3); rep.Status != agent.Error || rep.Code != int(failure.TimeBudgetExceeded) || !strings.Contains(rep.Message, "did not finish") {
+		t.Errorf("status %+v", rep)
+	}
+}
+
+// TestNotEnoughMemory: below the threshold the install is refused with the
+// numbers before anything else happens.
+func TestNotEnoughMemory(t *testing.T) {
+	a := newFakeAgent(t)
+	a.write(t, a.root.Path("/etc/os-release"), "ID=ubuntu\nVERSION_ID=\"22.04\"\nVERSION_CODENAME=jammy\n")
+	a.write(t, a.root.Path("/proc/meminfo"), "MemTotal:         400000 kB\n")
+	a.settings(t, 3, `{}`)
+	opts := a.options("install")
+	fake := &cmdrun.Fake{}
+	opts.Runner = fake
+	if code := Main(opts); code != failure.NotEnoughMemory {
+		t.Fatalf("code %d: %s", code, a.stderr.String())
+	}
+	if len(fake.Calls) != 0 {
+		t.Errorf("commands ran before the memory check: %v", fake.Lines())
+	}
+}
