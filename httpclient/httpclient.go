@@ -314,3 +314,23 @@ func scrub(s string) string {
 	}
 	return strings.Join(words, " ")
 }
+
+// Passthrough returns a client with c's settings whose exhausted retries
+// hand back the last response instead of an error, so callers can name the
+// HTTP status in their messages. c itself is not modified (it may be
+// shared); clients from New already behave this way.
+func Passthrough(c *retryablehttp.Client) *retryablehttp.Client {
+	return &retryablehttp.Client{
+		HTTPClient:      c.HTTPClient,
+		Logger:          c.Logger,
+		RetryWaitMin:    c.RetryWaitMin,
+		RetryWaitMax:    c.RetryWaitMax,
+		RetryMax:        c.RetryMax,
+		RequestLogHook:  c.RequestLogHook,
+		ResponseLogHook: c.ResponseLogHook,
+		CheckRetry:      c.CheckRetry,
+		Backoff:         c.Backoff,
+		ErrorHandler:    retryablehttp.PassthroughErrorHandler,
+		PrepareRetry:    c.PrepareRetry,
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/aadsshlogin/handler/failure"
+	"github.com/aadsshlogin/handler/httpclient"
 )
 
 // MaxKeySize bounds the key download; Microsoft's key is under 1 KiB.
@@ -53,7 +54,7 @@ func Fetch(ctx context.Context, client *retryablehttp.Client, url string) ([]byt
 	if err != nil {
 		return nil, unreachable("invalid URL", err)
 	}
-	resp, err := passthrough(client).Do(req)
+	resp, err := httpclient.Passthrough(client).Do(req)
 	if err != nil {
 		return nil, unreachable(NetReason(err), err)
 	}
@@ -72,26 +73,6 @@ func Fetch(ctx context.Context, client *retryablehttp.Client, url string) ([]byt
 		return nil, unreachable(fmt.Sprintf("the response is too big (more than %d bytes)", MaxKeySize), nil)
 	}
 	return body, nil
-}
-
-// passthrough returns a client with the caller's settings whose exhausted
-// retries hand back the last response instead of a generic "giving up"
-// error, so messages can name the HTTP status. The caller's client is not
-// modified (it may be shared).
-func passthrough(c *retryablehttp.Client) *retryablehttp.Client {
-	return &retryablehttp.Client{
-		HTTPClient:      c.HTTPClient,
-		Logger:          c.Logger,
-		RetryWaitMin:    c.RetryWaitMin,
-		RetryWaitMax:    c.RetryWaitMax,
-		RetryMax:        c.RetryMax,
-		RequestLogHook:  c.RequestLogHook,
-		ResponseLogHook: c.ResponseLogHook,
-		CheckRetry:      c.CheckRetry,
-		Backoff:         c.Backoff,
-		ErrorHandler:    retryablehttp.PassthroughErrorHandler,
-		PrepareRetry:    c.PrepareRetry,
-	}
 }
 
 // NetReason turns a transport error into a few words a user understands

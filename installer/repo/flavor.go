@@ -18,6 +18,7 @@ import (
 
 	"github.com/aadsshlogin/handler/distro"
 	"github.com/aadsshlogin/handler/failure"
+	"github.com/aadsshlogin/handler/httpclient"
 	"github.com/aadsshlogin/handler/installer/keys"
 )
 
@@ -135,19 +136,7 @@ func get(ctx context.Context, c *retryablehttp.Client, u string) (*http.Response
 	if err != nil {
 		return nil, unreachable(u, "invalid URL", err)
 	}
-	pc := &retryablehttp.Client{
-		HTTPClient:      c.HTTPClient,
-		Logger:          c.Logger,
-		RetryWaitMin:    c.RetryWaitMin,
-		RetryWaitMax:    c.RetryWaitMax,
-		RetryMax:        c.RetryMax,
-		RequestLogHook:  c.RequestLogHook,
-		ResponseLogHook: c.ResponseLogHook,
-		CheckRetry:      c.CheckRetry,
-		Backoff:         c.Backoff,
-		ErrorHandler:    retryablehttp.PassthroughErrorHandler,
-		PrepareRetry:    c.PrepareRetry,
-	}
+	pc := httpclient.Passthrough(c)
 	resp, err := pc.Do(req)
 	if err != nil {
 		if resp != nil {
