@@ -66,15 +66,21 @@ func (j *journal) writeFile(path string, data []byte, mode fs.FileMode, ours fun
 	if readErr != nil && !errors.Is(readErr, fs.ErrNotExist) {
 		return "", fmt.Errorf("reading %s: %w", path, readErr)
 	}
+	backupPath := filepath.Join(j.backups, backupName(path))
+	if _, err := os.Stat(j.root.Path(backupPath)); err == nil {
+		// An earlier run (perhaps killed before it saved its state) already
+		// kept the user's original: keep pointing at it.
+		backup = backupPath
+	}
 	if existed && string(old) == string(data) {
-		return "", nil // already as wanted: nothing to change or undo
+		return backup, nil // already as wanted: nothing to change or undo
 	}
 	var oldMode fs.FileMode = 0o644
 	if st, err := os.Stat(j.root.Path(path)); err == nil {
 		oldMode = st.Mode().Perm()
 	}
 	if existed && !ours(old) {
-		backup = filepath.Join(j.backups, backupName(path))
+		backup = backupPath
 		if _, err := os.Stat(j.root.Path(backup)); errors.Is(err, fs.ErrNotExist) {
 			if err := j.root.WriteFileAtomic(backup, old, oldMode); err != nil {
 				return "", fmt.Errorf("backing up %s: %w", path, err)
