@@ -82,10 +82,11 @@ func (a *apt) Installed(ctx context.Context, name string) (string, bool, error) 
 	return "", false, nil
 }
 
-// Refresh implements Manager. The full update first lets apt see the
-// distribution's repositories (dependencies come from there), but their
-// failures are not ours to report; the targeted update then reads only our
-// source file, so every error it prints is about our repository.
+// Refresh implements Manager. The full update lets apt see the
+// distribution's repositories (dependencies come from there). When it
+// reports any problem, those of other repositories are not ours to report:
+// a targeted update then reads only our source file, so every error it
+// prints is about our repository.
 func (a *apt) Refresh(ctx context.Context, repoID, sourceFile string) error {
 	full, err := a.exec(ctx, aptEnv(), "apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout="+lockTimeout(ctx))
 	if err != nil {
@@ -94,9 +95,12 @@ func (a *apt) Refresh(ctx context.Context, repoID, sourceFile string) error {
 	if sourceFile == "" {
 		return refreshFailure("the configured repositories", "apt-get", full, "apt-get update")
 	}
-	if full.ExitCode != 0 || hasUnreachable(full.Combined()) || classify(full.Combined()) != classOther {
-		a.log.WithField("output", tailLines(full.Combined(), 20)).Warn("apt-get update reported problems; checking our repository on its own")
+	if full.ExitCode == 0 && !hasUnreachable(full.Combined()) && classify(full.Combined()) == classOther {
+		// Every source, ours included, refreshed cleanly: one refresh is
+		// enough (the second one would only cost time).
+		return nil
 	}
+	a.log.WithField("output", tailLines(full.Combined(), 20)).Warn("apt-get update reported problems; checking our repository on its own")
 	res, err := a.exec(ctx, aptEnv(), "apt-get", "update", "-q",
 		"-o", "Dir::Etc::sourcelist="+sourceFile,
 		"-o", "Dir::Etc::sourceparts=-",
