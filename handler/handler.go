@@ -21,6 +21,7 @@ import (
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/handler/agent"
 	"github.com/aadsshlogin/handler/imds"
+	"github.com/aadsshlogin/handler/installer/pkgmgr"
 	"github.com/aadsshlogin/handler/sysroot"
 )
 
@@ -219,6 +220,12 @@ func (r *run) execute(ctx context.Context) (out outcome) {
 		}
 	}()
 	r.log.Info("started")
+	// A run the agent killed (timeout) may have left automatic updates
+	// paused; whatever this verb does, start them again first.
+	services := pkgmgr.Services{Runner: r.opts.Runner, Log: r.log, Root: r.opts.Root}
+	if err := services.ResumeLeftovers(ctx); err != nil {
+		r.log.WithError(err).Warn("could not restart automatic-update units left stopped")
+	}
 	switch r.verb {
 	case Install:
 		return r.install(ctx)
@@ -260,7 +267,14 @@ func (r *run) finish(out outcome) failure.Code {
 	if !out.noStatus {
 		if err := agent.WriteStatus(r.env.StatusFolder, seq, rep, r.opts.Now()); err != nil {
 			r.log.WithError(err).Error("writing the status file")
-			fmt.Fprintf(r.opts.Stderr, "warning: cannot write the status file in %s: %v\n", r.env.StatusFolder, err)
+			if out.err == nil {
+				// Without a status the agent would show the operation as
+				// transitioning forever: fail, so it reports our message.
+				out.err = failure.New(failure.SystemStateInvalid, err,
+					"The operation succeeded, but its status file cannot be written in %s (read-only or full file system). Fix the file system and re-apply the extension.", r.env.StatusFolder)
+				code = failure.SystemStateInvalid
+				out.mrseq = false
+			}
 		}
 	}
 	if out.err == nil && out.mrseq && r.seq >= 0 {

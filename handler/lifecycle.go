@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -289,7 +290,7 @@ func (r *run) installerConfig(p distro.Platform) (installer.Config, error) {
 		HTTP:           httpclient.New(httpclient.Options{UseProxy: true, Log: r.log}),
 		Packages:       mgr,
 		Locks:          pkgmgr.Locks{Root: r.opts.Root, Log: r.log},
-		Services:       pkgmgr.Services{Runner: r.opts.Runner, Log: r.log},
+		Services:       pkgmgr.Services{Runner: r.opts.Runner, Log: r.log, Root: r.opts.Root},
 		Platform:       p,
 		HandlerVersion: r.opts.Version,
 		Now:            r.opts.Now,
@@ -317,6 +318,13 @@ func (r *run) detect() (distro.Platform, error) {
 // install and enable, and the old version's commands during an update may
 // run with a sequence number it has no file for.
 func (r *run) publicSettings(ctx context.Context) (settings.Public, error) {
+	if st, err := os.Stat(r.env.ConfigFolder); err != nil || !st.IsDir() {
+		// The agent creates the folder before any command: without it the
+		// settings the user gave cannot be known, and defaults would
+		// silently ignore them.
+		return settings.Public{}, failure.New(failure.BadEnvironment, err,
+			"The configuration folder %s named in HandlerEnvironment.json does not exist, so the extension's settings cannot be read. Reinstall the extension.", r.env.ConfigFolder)
+	}
 	hs, err := agent.LoadSettings(ctx, r.env.ConfigFolder, r.seqOrZero(), agent.OpenSSL{Runner: r.opts.Runner, CertDir: r.env.LibDir()})
 	if err != nil {
 		return settings.Public{}, err

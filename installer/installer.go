@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"time"
 
@@ -172,9 +174,14 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 	pkgs = append(pkgs, main)
 	// The SELinux policy module goes first so the main package's files get
 	// their labels (as the shipped extension orders it).
+	var preexisting []string
 	for _, p := range pkgs {
-		if err := c.installPackage(ctx, j, p); err != nil {
+		had, err := c.installPackage(ctx, j, p)
+		if err != nil {
 			return nil, err
+		}
+		if had {
+			preexisting = append(preexisting, p.Name)
 		}
 		v, has, err := c.Packages.Installed(ctx, p.Name)
 		if err != nil || !has {
@@ -185,13 +192,27 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 		res.Packages[p.Name] = v
 	}
 
-	if err := verify.Verify(ctx, verify.Options{Runner: c.Runner, Root: c.Root, SELinux: state.SELinux}); err != nil {
-		return nil, err
+	vopts := verify.Options{Runner: c.Runner, Root: c.Root, SELinux: state.SELinux}
+	verr := verify.Verify(ctx, vopts)
+	if verr != nil && len(preexisting) > 0 {
+		// A package that was already installed but is not wired was most
+		// likely interrupted while its scripts ran (a reboot mid-install);
+		// rpm never runs them again on its own. Reinstalling runs them.
+		log.WithError(verr).WithField("packages", preexisting).Warn("verification failed for packages installed earlier; reinstalling them once")
+		if rerr := c.Packages.Reinstall(ctx, preexisting...); rerr != nil {
+			log.WithError(rerr).Warn("reinstall failed")
+		} else {
+			verr = verify.Verify(ctx, vopts)
+		}
+	}
+	if verr != nil {
+		return nil, verr
 	}
 
 	state.CompletedAt = c.now()
 	if err := SaveState(c.Root, state); err != nil {
-		return nil, fmt.Errorf("saving state: %w", err)
+		return nil, failure.New(failure.SystemStateInvalid, err,
+			"Cannot save the extension's state in %s (the file system is full or read-only). Free space there and re-apply the extension.", StateDir)
 	}
 	j.commit()
 	return res, nil
@@ -279,22 +300,18 @@ func (c Config) configureRepository(ctx context.Context, j *journal, state *Stat
 // it: a package this run installed is removed again on failure; a package
 // that was there before is left alone (1.0.2385.1 removed it, leaving a VM
 // that worked before without Entra login).
-func (c Config) installPackage(ctx context.Context, j *journal, p pkgmgr.Package) error {
-	_, had, err := c.Packages.Installed(ctx, p.Name)
+// It reports whether the package was installed before.
+func (c Config) installPackage(ctx context.Context, j *journal, p pkgmgr.Package) (had bool, err error) {
+	_, had, err = c.Packages.Installed(ctx, p.Name)
 	if err != nil {
-		return fmt.Errorf("checking %s: %w", p.Name, err)
-	}
-	if err := c.Packages.Install(ctx, p); err != nil {
-		if !had {
-			// A half-done install may have left the package unpacked.
-			j.add("remove "+p.Name, func(ctx context.Context) error { return c.Packages.Remove(ctx, p.Name) })
-		}
-		return err
+		return false, fmt.Errorf("checking %s: %w", p.Name, err)
 	}
 	if !had {
+		// Recorded before the install: a half-done install may have left
+		// the package unpacked.
 		j.add("remove "+p.Name, func(ctx context.Context) error { return c.Packages.Remove(ctx, p.Name) })
 	}
-	return nil
+	return had, c.Packages.Install(ctx, p)
 }
 
 func (c Config) now() time.Time {
@@ -348,7 +365,11 @@ func Uninstall(ctx context.Context, c Config, st *State) error {
 				errs = append(errs, fmt.Errorf("restoring %s: %w", target, err))
 				continue
 			}
-			errs = append(errs, c.Root.WriteFileAtomic(target, data, 0o644))
+			mode := fs.FileMode(0o644)
+			if fi, err := os.Stat(c.Root.Path(backup)); err == nil {
+				mode = fi.Mode().Perm() // the backup kept the user's mode
+			}
+			errs = append(errs, c.Root.WriteFileAtomic(target, data, mode))
 			log.WithField("file", target).Info("restored the user's own file")
 		}
 	}

@@ -82,12 +82,18 @@ func (j *journal) writeFile(path string, data []byte, mode fs.FileMode, ours fun
 	if existed && !ours(old) {
 		backup = backupPath
 		if _, err := os.Stat(j.root.Path(backup)); errors.Is(err, fs.ErrNotExist) {
+			if err := j.mkdirs(filepath.Dir(backup), 0o700); err != nil {
+				return "", fmt.Errorf("backing up %s: %w", path, err)
+			}
 			if err := j.root.WriteFileAtomic(backup, old, oldMode); err != nil {
 				return "", fmt.Errorf("backing up %s: %w", path, err)
 			}
 			j.log.WithFields(logrus.Fields{"file": path, "backup": backup}).Info("kept a copy of the existing file")
 			j.add("remove backup "+backup, func(context.Context) error { return j.root.RemoveIfExists(backup) })
 		}
+	}
+	if err := j.mkdirs(filepath.Dir(path), 0o755); err != nil {
+		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := j.root.WriteFileAtomic(path, data, mode); err != nil {
 		return "", err
@@ -98,6 +104,34 @@ func (j *journal) writeFile(path string, data []byte, mode fs.FileMode, ours fun
 		j.add("remove "+path, func(context.Context) error { return j.root.RemoveIfExists(path) })
 	}
 	return backup, nil
+}
+
+// mkdirs creates the missing folders of a target directory and records how
+// to remove them again; a folder that is no longer empty at rollback time is
+// left alone.
+func (j *journal) mkdirs(dir string, perm fs.FileMode) error {
+	var missing []string // deepest first
+	for d := filepath.Clean(dir); d != "/" && d != "."; d = filepath.Dir(d) {
+		if _, err := os.Stat(j.root.Path(d)); err == nil {
+			break
+		}
+		missing = append(missing, d)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(j.root.Path(dir), perm); err != nil {
+		return err
+	}
+	j.add("remove created folder "+missing[len(missing)-1], func(context.Context) error {
+		for _, d := range missing {
+			if err := os.Remove(j.root.Path(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil // not empty: something else lives there now
+			}
+		}
+		return nil
+	})
+	return nil
 }
 
 // backupName flattens a target path into one file name.

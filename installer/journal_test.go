@@ -131,3 +131,23 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Errorf("remove: %v", err)
 	}
 }
+
+func TestJournalRemovesFoldersItCreated(t *testing.T) {
+	j, root := newJournal(t)
+	root.WriteFileAtomic("/etc/x.list", []byte("user's own\n"), 0o640)
+	if _, err := j.writeFile("/etc/apt/keyrings/k.gpg", []byte("k"), 0o644, ours); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.writeFile("/etc/x.list", []byte("# ours\n"), 0o644, ours); err != nil {
+		t.Fatal(err)
+	}
+	j.rollback(context.Background())
+	for _, d := range []string{"/etc/apt", StateDir} {
+		if root.Exists(d) {
+			t.Errorf("%s left after rollback", d)
+		}
+	}
+	if !root.Exists("/etc/x.list") {
+		t.Error("user's file gone")
+	}
+}

@@ -170,6 +170,25 @@ func (a *apt) Install(ctx context.Context, pkgs ...Package) error {
 	return nil
 }
 
+// Reinstall implements Manager.
+func (a *apt) Reinstall(ctx context.Context, names ...string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	args := append([]string{"install", "--reinstall", "-y", "-q",
+		"-o", "Dpkg::Options::=--force-confold",
+		"-o", "Dpkg::Options::=--force-confdef",
+		"-o", "DPkg::Lock::Timeout=" + lockTimeout(ctx)}, names...)
+	res, err := a.exec(ctx, aptEnv(), "apt-get", args...)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return opFailure("reinstall", "apt-get", names, res, "apt-get install --reinstall "+strings.Join(names, " "))
+	}
+	return nil
+}
+
 // Remove implements Manager. Packages dpkg still knows in any state are
 // purged, so leftover configuration (state "config-files") goes too.
 func (a *apt) Remove(ctx context.Context, names ...string) error {

@@ -128,6 +128,11 @@ func classify(out string) class {
 	switch {
 	case firstLineWith(out, lockPhrases) != "":
 		return classLocked
+	case httpFailure.MatchString(out):
+		// A download that failed with an HTTP error also makes apt report
+		// the repository as "not signed" (it has no Release file to check):
+		// the download is the cause, not the key.
+		return classUnreachable
 	case firstLineWith(out, signaturePhrases) != "":
 		return classSignature
 	case hasUnreachable(out):
@@ -151,6 +156,12 @@ func hasUnreachable(out string) bool {
 }
 
 var aptErrLine = regexp.MustCompile(`^Err(:\d+)?\s+\S+://`)
+
+// httpFailure matches a download answered with an HTTP error status, as apt
+// ("Err:1 https://… InRelease\n  403  Forbidden [IP: …]"), dnf/yum ("The
+// requested URL returned error: 404") and zypper ("HTTP 403 Forbidden") print
+// it, and dnf's "Status code: 404 for …".
+var httpFailure = regexp.MustCompile(`(?im)(^\s+[45]\d\d\s+[A-Z][A-Za-z ]+(\[IP: .*\])?\s*$|returned error: [45]\d\d|[Ss]tatus code: [45]\d\d|HTTP(/\d(\.\d)?)? [45]\d\d )`)
 
 // firstLineWith returns the first line containing one of the phrases,
 // case-insensitively, without its severity prefix ("E: ", "W: ",

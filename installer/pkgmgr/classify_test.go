@@ -54,6 +54,7 @@ func TestRefreshFailureFixtures(t *testing.T) {
 		{"apt-update-resolve-old.txt", 0, failure.RepositoryUnreachable, []string{"https://packages.microsoft.com/ubuntu/16.04/prod", "Could not resolve 'packages.microsoft.com'"}},
 		{"apt-update-cert.txt", 100, failure.RepositoryUnreachable, []string{"https://127.0.0.1:8443", "Certificate verification failed"}},
 		{"apt-update-404.txt", 100, failure.RepositoryUnreachable, []string{"https://packages.microsoft.com/debian/13/prod", "404  Not Found"}},
+		{"apt-update-403.txt", 100, failure.RepositoryUnreachable, []string{"403  Forbidden"}},
 		{"dnf-makecache-resolve.txt", 1, failure.RepositoryUnreachable, []string{"https://packages.microsoft.com/rhel/9/prod/repodata/repomd.xml", "Couldn't resolve host name"}},
 		{"dnf-makecache-gpg.txt", 1, failure.UntrustedKey, []string{"GPG signature verification error: Bad GPG signature"}},
 		{"dnf-makecache-skipped.txt", 0, failure.RepositoryUnreachable, []string{"https://packages.microsoft.com/rhel/10/prod/repodata/repomd.xml", "Status code: 404"}},

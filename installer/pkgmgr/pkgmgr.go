@@ -58,6 +58,10 @@ type Manager interface {
 	// Install installs, or upgrades to the newest (or to Version when set),
 	// non-interactively.
 	Install(ctx context.Context, pkgs ...Package) error
+	// Reinstall installs the installed version of each package again, so its
+	// maintainer scripts run once more (a run killed while they ran leaves a
+	// package registered but not configured, which rpm cannot repair).
+	Reinstall(ctx context.Context, names ...string) error
 	// Remove removes (apt: purges) those of the named packages that are
 	// installed; packages that are not installed are skipped.
 	Remove(ctx context.Context, names ...string) error

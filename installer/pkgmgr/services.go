@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,8 +68,12 @@ func (s Services) PauseAutoUpdates(ctx context.Context, kind Kind) (restore func
 		log.Debug("systemd is not running; no automatic-update units to pause")
 		return noop, nil
 	}
-	var stopped []string
+	// Units a killed run stopped are still ours to start again.
+	stopped := s.leftovers()
 	for _, u := range units {
+		if contains(stopped, u) {
+			continue
+		}
 		res, err := s.Runner.Run(ctx, cmdrun.Cmd{Name: "systemctl", Args: []string{"is-active", "--quiet", u}})
 		if errors.Is(err, cmdrun.ErrNotFound) {
 			return noop, nil
@@ -79,12 +84,20 @@ func (s Services) PauseAutoUpdates(ctx context.Context, kind Kind) (restore func
 		if res.ExitCode != 0 {
 			continue // inactive or not installed
 		}
+		// Record the unit before stopping it: if the agent kills us before
+		// restore runs, the next run finds the record and starts it again.
+		if err := s.record(append(stopped, u)); err != nil {
+			log.WithError(err).WithField("unit", u).Warn("cannot record the unit; leaving it running")
+			continue
+		}
 		res, err = s.Runner.Run(ctx, cmdrun.Cmd{Name: "systemctl", Args: []string{"stop", u}, Timeout: stopTimeout})
 		if err != nil && ctx.Err() != nil {
+			stopped = append(stopped, u) // may have stopped: restore starts it
 			return s.restorer(log, stopped), fmt.Errorf("stopping %s: %w", u, err)
 		}
 		if err != nil || res.ExitCode != 0 {
 			log.WithError(err).WithField("unit", u).WithField("output", res.Combined()).Warn("could not stop automatic-update unit; continuing")
+			_ = s.record(stopped)
 			continue
 		}
 		log.WithField("unit", u).Info("paused automatic-update unit")
@@ -114,7 +127,63 @@ func (s Services) restorer(log logrus.FieldLogger, stopped []string) func(contex
 				}
 			}
 			result = errors.Join(errs...)
+			if result == nil {
+				_ = s.Root.RemoveIfExists(PausedUnitsFile)
+			}
 		})
 		return result
 	}
+}
+
+// PausedUnitsFile records the units a run stopped until it starts them
+// again. It lives in /run, so a reboot (which starts every unit anyway)
+// forgets it.
+const PausedUnitsFile = "/run/aadsshlogin-handler.paused-units"
+
+func (s Services) record(units []string) error {
+	if len(units) == 0 {
+		return s.Root.RemoveIfExists(PausedUnitsFile)
+	}
+	return s.Root.WriteFileAtomic(PausedUnitsFile, []byte(strings.Join(units, "\n")+"\n"), 0o600)
+}
+
+func (s Services) leftovers() []string {
+	data, err := s.Root.ReadFile(PausedUnitsFile)
+	if err != nil {
+		return nil
+	}
+	var units []string
+	for _, u := range strings.Fields(string(data)) {
+		if strings.HasSuffix(u, ".timer") || strings.HasSuffix(u, ".service") {
+			units = append(units, u)
+		}
+	}
+	return units
+}
+
+// ResumeLeftovers starts the units that a run killed before it could
+// restore them had stopped (the agent's timeout kills the whole process
+// group). Cheap when there is nothing to do: one failed file read.
+func (s Services) ResumeLeftovers(ctx context.Context) error {
+	units := s.leftovers()
+	if len(units) == 0 || s.Runner == nil {
+		return nil
+	}
+	log := s.Log
+	if log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		log = l
+	}
+	log.WithField("units", units).Warn("an interrupted run left automatic-update units stopped; starting them")
+	return s.restorer(log, units)(ctx)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

@@ -147,3 +147,35 @@ func TestPauseAutoUpdatesCancelled(t *testing.T) {
 		t.Errorf("restore ran %q", got)
 	}
 }
+
+// TestPausedUnitsSurviveAKilledRun: the agent's timeout kills the handler
+// before restore; the next run starts the units the killed one stopped.
+func TestPausedUnitsSurviveAKilledRun(t *testing.T) {
+	root := systemdRoot(t)
+	f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
+		"systemctl is-active":                         {Result: cmdrun.Result{ExitCode: 3}},
+		"systemctl is-active --quiet apt-daily.timer": {},
+	}}
+	if _, err := (Services{Runner: f, Root: root}).PauseAutoUpdates(context.Background(), Apt); err != nil {
+		t.Fatal(err)
+	}
+	// killed here: restore never runs
+	if !root.Exists(PausedUnitsFile) {
+		t.Fatal("stopped units not recorded")
+	}
+	next := &cmdrun.Fake{}
+	if err := (Services{Runner: next, Root: root}).ResumeLeftovers(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := next.Lines(); !slices.Equal(got, []string{"systemctl start apt-daily.timer"}) {
+		t.Errorf("resume ran %q", got)
+	}
+	if root.Exists(PausedUnitsFile) {
+		t.Error("record kept after the units were started")
+	}
+	// Nothing recorded: nothing to do, no command.
+	idle := &cmdrun.Fake{}
+	if err := (Services{Runner: idle, Root: root}).ResumeLeftovers(context.Background()); err != nil || len(idle.Calls) != 0 {
+		t.Errorf("idle resume: %v %v", err, idle.Lines())
+	}
+}

@@ -145,6 +145,21 @@ func (y *yumLike) Install(ctx context.Context, pkgs ...Package) error {
 	return nil
 }
 
+// Reinstall implements Manager.
+func (y *yumLike) Reinstall(ctx context.Context, names ...string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	res, err := y.exec(ctx, nil, y.tool(), append([]string{"-y", "reinstall"}, names...)...)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return opFailure("reinstall", y.tool(), names, res, y.tool()+" reinstall "+strings.Join(names, " "))
+	}
+	return nil
+}
+
 // Remove implements Manager.
 func (y *yumLike) Remove(ctx context.Context, names ...string) error {
 	present, err := y.installedOnly(ctx, names)

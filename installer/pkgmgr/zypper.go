@@ -102,6 +102,22 @@ func (z *zypper) Install(ctx context.Context, pkgs ...Package) error {
 	return nil
 }
 
+// Reinstall implements Manager: install --force reinstalls the installed
+// version.
+func (z *zypper) Reinstall(ctx context.Context, names ...string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	res, err := z.exec(ctx, zypperEnv(ctx), "zypper", append([]string{"--non-interactive", "install", "--force"}, names...)...)
+	if err != nil {
+		return err
+	}
+	if !zypperOK(res.ExitCode) {
+		return opFailure("reinstall", "zypper", names, res, "zypper install --force "+strings.Join(names, " "))
+	}
+	return nil
+}
+
 // Remove implements Manager.
 func (z *zypper) Remove(ctx context.Context, names ...string) error {
 	present, err := z.installedOnly(ctx, names)
