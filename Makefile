@@ -43,7 +43,7 @@ demo: setup
 	cd test/demo && AADSSH_DEMO=1 AADSSH_E2E_REQUIRED=1 ../../build/demo.test -test.run '^TestDemo$$' -test.count=1 -test.timeout 30m
 
 bench: setup
-	$(GO) run ./test/cmd/bench
+	AADSSH_BENCH=1 $(GO) test ./test/bench -run '^TestBenchmarks$$' -count=1 -v -timeout 60m
 
 clean:
 	rm -rf build dist
