@@ -44,3 +44,16 @@ func TestWriteFileAtomic(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestWriteFileAtomicRemovesStaleTemporaries(t *testing.T) {
+	r := Root(t.TempDir())
+	stale := r.Path("/etc/.x.list.tmp-123")
+	os.MkdirAll(filepath.Dir(stale), 0o755)
+	os.WriteFile(stale, []byte("half"), 0o600)
+	if err := r.WriteFileAtomic("/etc/x.list", []byte("ok\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("stale temporary file left")
+	}
+}

@@ -80,19 +80,22 @@ func TestHandlerEnvironment(t *testing.T) {
 		{
 			Name:   "config-folder-missing",
 			Fault:  "the handler's config folder does not exist",
-			Expect: "no settings means default settings: the handler proceeds, the default (Microsoft) key pin refuses the fixture key: exit 25, machine unchanged",
+			Expect: "the settings cannot be known (defaults would silently ignore a mirror setting): exit 54 naming the folder, machine unchanged",
 			Run: func(t *testing.T, f *fx) {
 				f.Root.Remove(path.Join(f.h.Dir, "config"))
 				before := f.Root.Snapshot(t)
 				r := f.run(agentsim.Install, 0)
-				f.wantRunRefused(r, 25, before, "BC528686B50D79E339D3721CEB3E94ADBE1229CF")
+				f.wantRunRefused(r, 54, before, "configuration folder")
+				if err := os.MkdirAll(f.Root.Path(path.Join(f.h.Dir, "config")), 0o700); err != nil {
+					t.Fatal(err)
+				}
 				f.recover(1)
 			},
 		},
 		{
 			Name:   "status-folder-read-only",
 			Fault:  "the status folder is a read-only bind mount",
-			Expect: "the handler still exits with a code (no crash) and says on stderr that the status cannot be written",
+			Expect: "exit 55 (not 0: the agent would show 'transitioning' forever), stderr says the status cannot be written",
 			Run:    readOnlyStatus,
 		},
 		{
@@ -201,7 +204,9 @@ func readOnlyStatus(t *testing.T, f *fx) {
 	if !strings.Contains(stderr, "status") {
 		t.Errorf("stderr does not say that the status cannot be written:\n%s", r.Output)
 	}
-	t.Logf("install with a read-only status folder: exit %d", r.ExitCode)
+	if r.ExitCode != 55 {
+		t.Errorf("install with a read-only status folder: exit %d, want 55", r.ExitCode)
+	}
 	unmount()
 	if st := f.Agent.ReadStatus(f.h, 0); !st.Missing {
 		t.Errorf("a status file for seq 0 exists although the folder was read-only: %s", st.Status)
