@@ -36,9 +36,22 @@ const (
 	Uninstall Verb = "uninstall"
 )
 
-// operation names as they appear in the status file (as 1.0.2385.1 wrote them).
-var operationNames = map[Verb]string{
-	Install: "Install", Enable: "Enable", Disable: "Disable", Update: "Update", Uninstall: "UnInstall",
+// operationName is the verb as it appears in the status file (as 1.0.2385.1
+// wrote it); "" for an unknown verb.
+func operationName(v Verb) string {
+	switch v {
+	case Install:
+		return "Install"
+	case Enable:
+		return "Enable"
+	case Disable:
+		return "Disable"
+	case Update:
+		return "Update"
+	case Uninstall:
+		return "UnInstall"
+	}
+	return ""
 }
 
 // AgentTimeout is how long the agent lets each verb run before it kills the
@@ -130,7 +143,7 @@ func Main(o Options) failure.Code {
 		return failure.OK
 	}
 	verb := Verb(arg)
-	if _, ok := operationNames[verb]; !ok {
+	if operationName(verb) == "" {
 		fmt.Fprintf(o.Stderr, "Unknown command %q: the handler understands install, enable, disable, update and uninstall.\n", o.Args[1])
 		return failure.UnknownVerb
 	}
@@ -255,7 +268,7 @@ func (r *run) finish(out outcome) failure.Code {
 	if seq < 0 {
 		seq = 0
 	}
-	rep := agent.Report{Operation: operationNames[r.verb], Substatus: out.substatus}
+	rep := agent.Report{Operation: operationName(r.verb), Substatus: out.substatus}
 	if out.err != nil {
 		rep.Status, rep.Code, rep.Message = agent.Error, int(code), failure.MessageOf(out.err)
 		rep.Substatus = append(rep.Substatus, agent.Substatus{Name: code.Name(), Status: agent.Error, Code: int(code), Message: fmt.Sprintf("exit code %d (%s)", code, code.Name())})
@@ -317,7 +330,7 @@ func reportWithoutEnvironment(o Options, verb Verb, err error) {
 			}
 			code := failure.CodeOf(err)
 			_ = agent.WriteStatus(statusDir, seq, agent.Report{
-				Operation: operationNames[verb], Status: agent.Error, Code: int(code), Message: msg,
+				Operation: operationName(verb), Status: agent.Error, Code: int(code), Message: msg,
 			}, o.Now())
 			return
 		}

@@ -31,7 +31,7 @@ const (
 )
 
 // diskPaths are where packages and our state go.
-var diskPaths = []string{"/var/cache", "/var/lib", "/usr"}
+func diskPaths() []string { return []string{"/var/cache", "/var/lib", "/usr"} }
 
 // install: configure the repository and install the packages, unless a
 // previous run already left exactly this configuration (agent retries).
@@ -188,7 +188,7 @@ func fileHasHash(r *run, path, hash string) bool {
 func (r *run) converge(ctx context.Context) outcome {
 	seq := r.seq
 	if err := agent.WriteStatus(r.env.StatusFolder, seq, agent.Report{
-		Operation: operationNames[r.verb], Status: agent.Transitioning,
+		Operation: operationName(r.verb), Status: agent.Transitioning,
 		Message: "Installing aadsshlogin and configuring SSH login with Microsoft Entra ID.",
 	}, r.opts.Now()); err != nil {
 		r.log.WithError(err).Warn("writing the transitioning status")
@@ -209,7 +209,7 @@ func (r *run) converge(ctx context.Context) outcome {
 	if err := checks.Memory(r.opts.Root, checks.DefaultMinMemory); err != nil {
 		return outcome{err: err}
 	}
-	if err := checks.DiskSpace(r.opts.Root, diskPaths, minFreeDisk); err != nil {
+	if err := checks.DiskSpace(r.opts.Root, diskPaths(), minFreeDisk); err != nil {
 		return outcome{err: err}
 	}
 	cfg, err := r.installerConfig(p)
