@@ -148,15 +148,6 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 	if err := c.Packages.Refresh(ctx, repoID, def.Path); err != nil {
 		return nil, err
 	}
-	ok, err := c.Packages.Available(ctx, PackageName)
-	if err != nil {
-		return nil, fmt.Errorf("checking whether %s is available: %w", PackageName, err)
-	}
-	if !ok {
-		return nil, failure.New(failure.Unsupported, nil,
-			"The repository %s offers no %s package for %s. This distribution version is not supported yet; see https://aka.ms/AADSSHLogin for the supported list.",
-			res.RepoURL, PackageName, c.Platform.OS.PrettyName)
-	}
 
 	var pkgs []pkgmgr.Package
 	if c.Platform.SELinuxPolicyPackage != "" {
@@ -178,6 +169,16 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 	for _, p := range pkgs {
 		had, err := c.installPackage(ctx, j, p)
 		if err != nil {
+			// Only now ask whether the repository offers the package at
+			// all (a query that would slow every successful install): if
+			// not, the distribution version is not served yet.
+			if failure.CodeOf(err) == failure.PackageManagerFailed {
+				if ok, aerr := c.Packages.Available(ctx, p.Name); aerr == nil && !ok {
+					return nil, failure.New(failure.Unsupported, err,
+						"The repository %s offers no %s package for %s. This distribution version is not supported yet; see https://aka.ms/AADSSHLogin for the supported list.",
+						res.RepoURL, p.Name, c.Platform.OS.PrettyName)
+				}
+			}
 			return nil, err
 		}
 		if had {

@@ -276,3 +276,35 @@ func TestNotEnoughDisk(t *testing.T) {
 		w.WantUnchangedSince(before)
 	})
 }
+
+// TestRepositoryWithoutPackage: the repository for this distribution exists
+// but offers no aadsshlogin (as packages.microsoft.com does for a new
+// release before the package is published): exit 51 saying so, undone.
+func TestRepositoryWithoutPackage(t *testing.T) {
+	sandbox.RunIsolated(t, func(t *testing.T) {
+		set := fixtures.Get(t)
+		web := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(web, "sles/15"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// An empty but valid, signed repository stands in for sles/15/prod.
+		if err := os.Symlink(filepath.Join(set.RepoDir, "rocky/9/prod"), filepath.Join(web, "sles/15/prod")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(set.RepoDir, "keys"), filepath.Join(web, "keys")); err != nil {
+			t.Fatal(err)
+		}
+		w := newWorld(t, "sles-15.6", sandbox.NetworkOptions{Repo: sandbox.RepoOptions{HostDirs: map[string]string{"mirror.example.test": web}}})
+		h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+		before := w.Baseline()
+		res, err := w.Apply(h, 0, map[string]any{"repositoryUrl": "https://mirror.example.test", "signingKeyFingerprints": []string{w.Fx.KeyFingerprint}})
+		if err == nil || lastExit(t, res, agentsim.Install) != 51 {
+			t.Fatalf("want exit 51, got %v", verbs(res))
+		}
+		st := w.WantStatus(h, 0, "error", 51)
+		if !strings.Contains(st.Message, "offers no aadsshlogin") || !strings.Contains(st.Message, "https://mirror.example.test/sles/15/prod/") {
+			t.Errorf("message: %q", st.Message)
+		}
+		w.WantUnchangedSince(before)
+	})
+}

@@ -239,7 +239,7 @@ const (
 func bookkeeping(p string) bool {
 	for _, prefix := range []string{
 		"/var/lib/dpkg/status-old", "/var/lib/dpkg/triggers/", "/var/lib/dpkg/updates/",
-		"/var/lib/rpm/", "/var/lib/dnf/", "/var/lib/zypp/", "/var/lib/tdnf/",
+		"/var/lib/rpm/", "/var/lib/dnf/", "/var/lib/zypp/", "/var/lib/tdnf/", "/var/lib/YaST2",
 		"/var/lib/aadsshlogin-standin", "/var/lib/selinux-standin",
 	} {
 		if p == strings.TrimSuffix(prefix, "/") || strings.HasPrefix(p, prefix) {
