@@ -57,6 +57,27 @@ type Config struct {
 	HardDeadline time.Time
 }
 
+// pauseAutoUpdates pauses the automatic-update units for the work that
+// follows and returns the function that starts them again. Even when pausing
+// was cut short (ctx ended), the units it did stop are started again; ctx
+// may have run out by then, so the restart is bounded by the hard deadline.
+func (c Config) pauseAutoUpdates(ctx context.Context, log logrus.FieldLogger) (resume func()) {
+	restore, err := c.Services.PauseAutoUpdates(ctx, c.Packages.Kind())
+	if err != nil {
+		log.WithError(err).Warn("pausing automatic updates was cut short; continuing")
+	}
+	return func() {
+		if restore == nil {
+			return
+		}
+		rctx, cancel := c.cleanupContext(ctx)
+		defer cancel()
+		if rerr := restore(rctx); rerr != nil {
+			log.WithError(rerr).Warn("could not restart automatic-update services")
+		}
+	}
+}
+
 // cleanupContext returns a context for undo work that outlives ctx but not
 // the hard deadline.
 func (c Config) cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -89,19 +110,7 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 	j := &journal{root: c.Root, log: log, backups: StateDir + "/backup"}
 	kind := c.Packages.Kind()
 
-	restore, err := c.Services.PauseAutoUpdates(ctx, kind)
-	if err != nil {
-		log.WithError(err).Warn("could not pause automatic updates; continuing")
-		restore = func(context.Context) error { return nil }
-	}
-	defer func() {
-		// ctx may have run out; restarting services must still happen.
-		rctx, cancel := c.cleanupContext(ctx)
-		defer cancel()
-		if rerr := restore(rctx); rerr != nil {
-			log.WithError(rerr).Warn("could not restart automatic-update services")
-		}
-	}()
+	defer c.pauseAutoUpdates(ctx, log)()
 	defer func() {
 		if err == nil {
 			return
@@ -327,16 +336,7 @@ func (c Config) now() time.Time {
 func Uninstall(ctx context.Context, c Config, st *State) error {
 	log := c.Log.WithField("step", "uninstall")
 	kind := c.Packages.Kind()
-	restore, err := c.Services.PauseAutoUpdates(ctx, kind)
-	if err != nil {
-		log.WithError(err).Warn("could not pause automatic updates; continuing")
-		restore = func(context.Context) error { return nil }
-	}
-	defer func() {
-		rctx, cancel := c.cleanupContext(ctx)
-		defer cancel()
-		_ = restore(rctx)
-	}()
+	defer c.pauseAutoUpdates(ctx, log)()
 	if err := c.Locks.Wait(ctx, kind); err != nil {
 		return err
 	}
