@@ -3,6 +3,7 @@ package distro
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -254,7 +255,7 @@ func match(osr OSRelease) (Support, Release, int, int, bool) {
 		return Support{}, Release{}, 0, 0, false
 	}
 	for _, row := range supportMatrix() {
-		if !contains(row.IDs, osr.ID) {
+		if !slices.Contains(row.IDs, osr.ID) {
 			continue
 		}
 		for _, rel := range row.Releases {
@@ -265,15 +266,6 @@ func match(osr OSRelease) (Support, Release, int, int, bool) {
 		return Support{}, Release{}, 0, 0, false
 	}
 	return Support{}, Release{}, 0, 0, false
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // parseVersion reads "major[.minor[...]]" from a VERSION_ID, also the SUSE

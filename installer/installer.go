@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -287,7 +288,9 @@ func (c Config) configureRepository(ctx context.Context, j *journal, state *Stat
 			}
 			fp := fp
 			j.add("remove imported key "+fp, func(ctx context.Context) error { return c.Packages.RemoveKey(ctx, fp) })
-			state.ImportedKeys = appendUnique(state.ImportedKeys, fp)
+			if !slices.Contains(state.ImportedKeys, fp) {
+				state.ImportedKeys = append(state.ImportedKeys, fp)
+			}
 			break // one import brings in every key of the file
 		}
 	}
@@ -406,13 +409,4 @@ func installHint(kind pkgmgr.Kind, name string) string {
 	default:
 		return string(kind) + " install " + name
 	}
-}
-
-func appendUnique(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
-	}
-	return append(list, s)
 }

@@ -141,19 +141,8 @@ func (a *apt) Install(ctx context.Context, pkgs ...Package) error {
 	if len(pkgs) == 0 {
 		return nil
 	}
-	args := []string{"install", "-y", "-q",
-		"-o", "Dpkg::Options::=--force-confold",
-		"-o", "Dpkg::Options::=--force-confdef",
-		"-o", "DPkg::Lock::Timeout=" + lockTimeout(ctx)}
-	specs := make([]string, len(pkgs))
-	pinned := false
-	for i, p := range pkgs {
-		specs[i] = p.Name
-		if p.Version != "" {
-			specs[i] += "=" + p.Version
-			pinned = true
-		}
-	}
+	args := aptInstallArgs(ctx)
+	specs, pinned := eqSpecs(pkgs)
 	if pinned {
 		// A pinned version may be older than the installed one; as an -o
 		// option (not --allow-downgrades) it is ignored by apt < 1.1.
@@ -170,15 +159,22 @@ func (a *apt) Install(ctx context.Context, pkgs ...Package) error {
 	return nil
 }
 
+// aptInstallArgs are the options of every apt-get install: non-interactive,
+// keep locally changed configuration files, wait for dpkg's lock only as
+// long as the budget allows.
+func aptInstallArgs(ctx context.Context) []string {
+	return []string{"install", "-y", "-q",
+		"-o", "Dpkg::Options::=--force-confold",
+		"-o", "Dpkg::Options::=--force-confdef",
+		"-o", "DPkg::Lock::Timeout=" + lockTimeout(ctx)}
+}
+
 // Reinstall implements Manager.
 func (a *apt) Reinstall(ctx context.Context, names ...string) error {
 	if len(names) == 0 {
 		return nil
 	}
-	args := append([]string{"install", "--reinstall", "-y", "-q",
-		"-o", "Dpkg::Options::=--force-confold",
-		"-o", "Dpkg::Options::=--force-confdef",
-		"-o", "DPkg::Lock::Timeout=" + lockTimeout(ctx)}, names...)
+	args := append(append(aptInstallArgs(ctx), "--reinstall"), names...)
 	res, err := a.exec(ctx, aptEnv(), "apt-get", args...)
 	if err != nil {
 		return err

@@ -178,3 +178,17 @@ func names(pkgs []Package) []string {
 	}
 	return out
 }
+
+// eqSpecs renders packages as "name" or "name=version" (the apt and zypper
+// syntax) and reports whether any version is pinned.
+func eqSpecs(pkgs []Package) (specs []string, pinned bool) {
+	specs = make([]string, len(pkgs))
+	for i, p := range pkgs {
+		specs[i] = p.Name
+		if p.Version != "" {
+			specs[i] += "=" + p.Version
+			pinned = true
+		}
+	}
+	return specs, pinned
+}

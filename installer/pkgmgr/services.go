@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,7 +72,7 @@ func (s Services) PauseAutoUpdates(ctx context.Context, kind Kind) (restore func
 	// Units a killed run stopped are still ours to start again.
 	stopped := s.leftovers()
 	for _, u := range units {
-		if contains(stopped, u) {
+		if slices.Contains(stopped, u) {
 			continue
 		}
 		res, err := s.Runner.Run(ctx, cmdrun.Cmd{Name: "systemctl", Args: []string{"is-active", "--quiet", u}})
@@ -177,13 +178,4 @@ func (s Services) ResumeLeftovers(ctx context.Context) error {
 	}
 	log.WithField("units", units).Warn("an interrupted run left automatic-update units stopped; starting them")
 	return s.restorer(log, units)(ctx)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

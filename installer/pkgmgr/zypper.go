@@ -76,15 +76,7 @@ func (z *zypper) Install(ctx context.Context, pkgs ...Package) error {
 		return nil
 	}
 	args := []string{"--non-interactive", "install"}
-	specs := make([]string, len(pkgs))
-	pinned := false
-	for i, p := range pkgs {
-		specs[i] = p.Name
-		if p.Version != "" {
-			specs[i] += "=" + p.Version
-			pinned = true
-		}
-	}
+	specs, pinned := eqSpecs(pkgs)
 	if pinned {
 		args = append(args, "--oldpackage")
 	}

@@ -19,7 +19,6 @@ var (
 	newWorld   = harness.NewWorld
 	lastExit   = harness.LastExit
 	verbs      = harness.Verbs
-	contains   = harness.Contains
 	jsonString = harness.JSONString
 )
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -173,7 +174,7 @@ func TestDefaultKeyIsPinned(t *testing.T) {
 				if !strings.Contains(st.Message, w.Fx.KeyFingerprint) || !strings.Contains(st.Message, "BC528686B50D79E339D3721CEB3E94ADBE1229CF") {
 					t.Errorf("message should name the key's fingerprint and the pinned one: %q", st.Message)
 				}
-				if !contains(w.Net.Repo.Requests(), "/keys/microsoft.asc") {
+				if !slices.Contains(w.Net.Repo.Requests(), "/keys/microsoft.asc") {
 					t.Errorf("the default key URL was not used: %v", w.Net.Repo.Requests())
 				}
 				w.WantUnchangedSince(before)

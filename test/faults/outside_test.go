@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +80,7 @@ func workingProxy(t *testing.T, f *fx) {
 		t.Fatalf("install through a working proxy failed: %v", harness.Verbs(res))
 	}
 	f.wantHealthy(0)
-	if !harness.Contains(p.Targets(), pmcHost+":443") {
+	if !slices.Contains(p.Targets(), pmcHost+":443") {
 		t.Errorf("the proxy did not see CONNECT %s:443: %v", pmcHost, p.Targets())
 	}
 	for _, r := range p.Requests() {

@@ -211,16 +211,6 @@ func (w *World) Marker() string { return strings.TrimSpace(w.Root.ReadFile(Marke
 // Requests counts what reached the fake outside world.
 func (w *World) Requests() int { return len(w.Net.Repo.Requests()) + len(w.Net.IMDS.Requests()) }
 
-// Contains reports whether list holds s.
-func Contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // Well-known paths the handler writes.
 const (
 	AptList    = "/etc/apt/sources.list.d/microsoft-prod.list"
