@@ -3,6 +3,7 @@ package imds
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -31,6 +32,41 @@ func (a answerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}, nil
 }
 
+// hasAccessToken is the oracle for an accepted identity: the body is a JSON
+// object with a non-empty string under "access_token". JSON object keys are
+// matched as encoding/json matches struct fields: escapes decoded, case
+// folded ("ACCess_token" counts), the last duplicate winning, a null
+// leaving the value as it was.
+func hasAccessToken(body []byte) bool {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(body, &doc) != nil {
+		return false
+	}
+	token := ""
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // the opening brace
+		return false
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return false
+		}
+		if k, _ := key.(string); strings.EqualFold(k, "access_token") && string(value) != "null" {
+			var s string
+			if json.Unmarshal(value, &s) != nil {
+				return false
+			}
+			token = s
+		}
+	}
+	return token != ""
+}
+
 // FuzzAnswer feeds arbitrary IMDS answers (status code and body) through
 // the client: the managed-identity check and the cloud lookup. Neither may
 // panic; the identity check succeeds only on a 200 with an access token,
@@ -45,6 +81,9 @@ func FuzzAnswer(f *testing.F) {
 	f.Add(200, []byte(`{"access_token":""}`))
 	f.Add(200, []byte("AzurePublicCloud\n"))
 	f.Add(404, []byte{})
+	f.Add(200, []byte(`{"ACCess_token":"0"}`))
+	f.Add(200, []byte(`{"acc\u0065ss_token":"x","access_token":""}`))
+	f.Add(200, []byte(`{"access_token":"x","Access_Token":null}`))
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
 		if status < 100 || status > 999 {
 			status = 100 + (status%900+900)%900
@@ -62,7 +101,7 @@ func FuzzAnswer(f *testing.F) {
 		ctx := context.Background()
 
 		err := c.CheckIdentity(ctx, 0, 0)
-		tokenLike := status == 200 && strings.Contains(string(body), "access_token")
+		tokenLike := status == 200 && hasAccessToken(body)
 		switch code := failure.CodeOf(err); {
 		case err == nil:
 			if !tokenLike {

@@ -1,16 +1,24 @@
 #!/bin/sh
-# Runs every go fuzz target in the module for a short time (default 5s each),
-# on top of the corpus committed under testdata/fuzz/.
+# Explores every go fuzz target in the module for a fixed number of
+# executions (default 50000 each), on top of the corpus committed under
+# testdata/fuzz/. A failing input is written there; commit it with the fix.
+#
+# The budget is a count, not a duration: with a duration, Go 1.26's fuzz
+# coordinator can report "context deadline exceeded" as a failure when the
+# time runs out while a worker is busy (go.dev/issue/75804, fixed in 1.27).
+# Exploration is not part of `make test`: `go test` already replays the
+# committed corpus of every target, which is the deterministic gate.
 set -eu
-t=${1:-5s}
+n=${1:-50000x}
 cd "$(dirname "$0")/.."
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 status=0
 for pkg in $(go list ./...); do
 	dir=$(go list -f '{{.Dir}}' "$pkg")
 	for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
-		echo "fuzz $pkg $f ($t)"
-		go test -run='^$' -fuzz="^$f\$" -fuzztime="$t" "$pkg" >/tmp/fuzz.$$.log 2>&1 || { cat /tmp/fuzz.$$.log; status=1; }
+		echo "fuzz $pkg $f ($n)"
+		go test -run='^$' -fuzz="^$f\$" -fuzztime="$n" "$pkg" >"$log" 2>&1 || { cat "$log"; status=1; }
 	done
 done
-rm -f /tmp/fuzz.$$.log
 exit $status
