@@ -93,12 +93,17 @@ func TestFormatBytes(t *testing.T) {
 
 type fakeQuerier map[string]string
 
-func (f fakeQuerier) Installed(_ context.Context, name string) (string, bool, error) {
+func (f fakeQuerier) Installed(_ context.Context, names ...string) (map[string]string, error) {
 	if v, ok := f["error"]; ok {
-		return "", false, errors.New(v)
+		return nil, errors.New(v)
 	}
-	v, ok := f[name]
-	return v, ok, nil
+	out := map[string]string{}
+	for _, n := range names {
+		if v, ok := f[n]; ok {
+			out[n] = v
+		}
+	}
+	return out, nil
 }
 
 func TestObsoletePackages(t *testing.T) {

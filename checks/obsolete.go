@@ -8,10 +8,10 @@ import (
 	"github.com/aadsshlogin/handler/failure"
 )
 
-// PackageQuerier answers whether a package is installed (the package-manager
-// back ends implement it).
+// PackageQuerier answers which of the named packages are installed, with
+// their versions (the package-manager back ends implement it).
 type PackageQuerier interface {
-	Installed(ctx context.Context, name string) (version string, ok bool, err error)
+	Installed(ctx context.Context, names ...string) (versions map[string]string, err error)
 }
 
 // ObsoletePackages fails with ObsoleteExtension while aadlogin or
@@ -20,15 +20,16 @@ type PackageQuerier interface {
 // owner's call. The message gives Microsoft's documented steps for the
 // package manager kind ("apt", "dnf", "yum", "zypper", "tdnf").
 func ObsoletePackages(ctx context.Context, q PackageQuerier, pmKind string) error {
-	var found []string
 	// Both packages belong to the deprecated AADLoginForLinux extension;
 	// their PAM and NSS modules conflict with aadsshlogin's.
-	for _, name := range []string{"aadlogin", "aadlogin-selinux"} {
-		version, ok, err := q.Installed(ctx, name)
-		if err != nil {
-			return fmt.Errorf("checking for %s: %w", name, err)
-		}
-		if ok {
+	names := []string{"aadlogin", "aadlogin-selinux"}
+	installed, err := q.Installed(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("checking for %s: %w", strings.Join(names, " and "), err)
+	}
+	var found []string
+	for _, name := range names {
+		if version, ok := installed[name]; ok {
 			found = append(found, strings.TrimSpace(name+" "+version))
 		}
 	}

@@ -194,6 +194,10 @@ func (r *run) converge(ctx context.Context) outcome {
 		r.log.WithError(err).Warn("writing the transitioning status")
 	}
 
+	// The key download further on needs the trust store; its parsing then
+	// overlaps the checks below.
+	httpclient.WarmTrustStore()
+
 	pub, err := r.publicSettings(ctx)
 	if err != nil {
 		return outcome{err: err}
@@ -216,6 +220,16 @@ func (r *run) converge(ctx context.Context) outcome {
 	if err != nil {
 		return outcome{err: err}
 	}
+	// The sshd warnings only read (sshd -V and the configuration files):
+	// they run while the obsolete-package and identity checks wait on
+	// dpkg/rpm and the metadata service.
+	var sshdWarnings []checks.Warning
+	sshdChecked := make(chan struct{})
+	go func() {
+		defer close(sshdChecked)
+		sshdWarnings = checks.SSHDWarnings(ctx, r.opts.Runner, r.opts.Root)
+	}()
+	defer func() { <-sshdChecked }() // never leave a probe running behind us
 	if err := checks.ObsoletePackages(ctx, cfg.Packages, string(p.PackageManager)); err != nil {
 		return outcome{err: err}
 	}
@@ -242,7 +256,8 @@ func (r *run) converge(ctx context.Context) outcome {
 		}
 		r.summary.say("System-assigned managed identity present (%s).", cl.Name)
 	}
-	for _, w := range checks.SSHDWarnings(ctx, r.opts.Runner, r.opts.Root) {
+	<-sshdChecked
+	for _, w := range sshdWarnings {
 		subs = append(subs, agent.Substatus{Name: w.Name, Status: agent.Warning, Message: w.Message})
 	}
 

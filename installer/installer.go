@@ -123,6 +123,21 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 		err = withRollbackNote(err, changed, failed)
 	}()
 
+	// Downloading the key and choosing the repository folder change
+	// nothing: they go on while we wait for the package manager's lock
+	// and repair an interrupted dpkg. Every return below waits for them.
+	resolved := make(chan resolution, 1)
+	go func() { resolved <- c.resolveRepository(ctx) }()
+	var rs *resolution
+	awaitRepository := func() resolution {
+		if rs == nil {
+			r := <-resolved
+			rs = &r
+		}
+		return *rs
+	}
+	defer awaitRepository()
+
 	if err := c.Locks.Wait(ctx, kind); err != nil {
 		return nil, err
 	}
@@ -146,7 +161,7 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 	}
 	res = &Result{Packages: map[string]string{}}
 
-	def, err := c.configureRepository(ctx, j, state, res)
+	def, err := c.configureRepository(ctx, j, state, res, awaitRepository())
 	if err != nil {
 		return nil, err
 	}
@@ -159,14 +174,20 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 		return nil, err
 	}
 
-	var pkgs []pkgmgr.Package
+	// One query for everything the install decides on: whether SELinux
+	// policy is present, and which of our packages are there already.
+	query := []string{SELinuxPackageName, PackageName}
 	if c.Platform.SELinuxPolicyPackage != "" {
-		if _, has, err := c.Packages.Installed(ctx, c.Platform.SELinuxPolicyPackage); err != nil {
-			return nil, fmt.Errorf("checking for %s: %w", c.Platform.SELinuxPolicyPackage, err)
-		} else if has {
-			pkgs = append(pkgs, pkgmgr.Package{Name: SELinuxPackageName})
-			state.SELinux = true
-		}
+		query = append(query, c.Platform.SELinuxPolicyPackage)
+	}
+	before, err := c.Packages.Installed(ctx, query...)
+	if err != nil {
+		return nil, fmt.Errorf("checking installed packages: %w", err)
+	}
+	var pkgs []pkgmgr.Package
+	if _, has := before[c.Platform.SELinuxPolicyPackage]; has && c.Platform.SELinuxPolicyPackage != "" {
+		pkgs = append(pkgs, pkgmgr.Package{Name: SELinuxPackageName})
+		state.SELinux = true
 	}
 	main := pkgmgr.Package{Name: PackageName, Version: c.Platform.PinnedVersion}
 	if main.Version != "" {
@@ -175,10 +196,10 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 	pkgs = append(pkgs, main)
 	// The SELinux policy module goes first so the main package's files get
 	// their labels (as the shipped extension orders it).
-	var preexisting []string
+	var preexisting, names []string
 	for _, p := range pkgs {
-		had, err := c.installPackage(ctx, j, p)
-		if err != nil {
+		_, had := before[p.Name]
+		if err := c.installPackage(ctx, j, p, had); err != nil {
 			// Only now ask whether the repository offers the package at
 			// all (a query that would slow every successful install): if
 			// not, the distribution version is not served yet.
@@ -194,17 +215,25 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 		if had {
 			preexisting = append(preexisting, p.Name)
 		}
-		v, has, err := c.Packages.Installed(ctx, p.Name)
+		names = append(names, p.Name)
+	}
+	// The verification (sshd -T and file reads) and the query of what is
+	// now installed are independent reads: run them side by side.
+	vopts := verify.Options{Runner: c.Runner, Root: c.Root, SELinux: state.SELinux}
+	verified := make(chan error, 1)
+	go func() { verified <- verify.Verify(ctx, vopts) }()
+	after, err := c.Packages.Installed(ctx, names...)
+	verr := <-verified
+	for _, name := range names {
+		v, has := after[name]
 		if err != nil || !has {
 			return nil, failure.New(failure.PackageManagerFailed, err,
-				"The package manager reported success, but %s is not installed afterwards. Run 'sudo %s' on the VM to see why.", p.Name, installHint(kind, p.Name))
+				"The package manager reported success, but %s is not installed afterwards. Run 'sudo %s' on the VM to see why.", name, installHint(kind, name))
 		}
-		state.Packages[p.Name] = v
-		res.Packages[p.Name] = v
+		state.Packages[name] = v
+		res.Packages[name] = v
 	}
 
-	vopts := verify.Options{Runner: c.Runner, Root: c.Root, SELinux: state.SELinux}
-	verr := verify.Verify(ctx, vopts)
 	if verr != nil && len(preexisting) > 0 {
 		// A package that was already installed but is not wired was most
 		// likely interrupted while its scripts ran (a reboot mid-install);
@@ -229,41 +258,67 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 	return res, nil
 }
 
-// configureRepository writes the signing key and the repository definition
-// (or picks the image's own repository) and records both in state.
-func (c Config) configureRepository(ctx context.Context, j *journal, state *State, res *Result) (repo.Definition, error) {
+// resolution is what the network says about the repository before
+// anything is written: the trusted key and the repository definition, or
+// the image's own repository to reuse.
+type resolution struct {
+	def   repo.Definition
+	key   *keys.Key
+	notes []string
+	err   error
+}
+
+// resolveRepository downloads and pin-checks the signing key and chooses
+// the repository folder. It only reads (files and the network), so it can
+// run beside other work.
+func (c Config) resolveRepository(ctx context.Context) resolution {
 	p := c.Platform
 	if !c.Mirror && (p.Family == distro.FamilyMariner || p.Family == distro.FamilyAzureLinux) {
 		if id, ok := repo.FindReusable(c.Root, p); ok {
-			res.Reused, state.ReusedRepo = id, id
-			res.RepoURL = "the image's own repository " + id
-			res.Notes = append(res.Notes, "using the image's own repository "+id)
-			return repo.Definition{Reuse: true, ReuseRepoID: id}, nil
+			return resolution{def: repo.Definition{Reuse: true, ReuseRepoID: id}}
 		}
 	}
 	keyURL := c.Location.KeyURL()
 	raw, err := keys.Fetch(ctx, c.HTTP, keyURL)
 	if err != nil {
-		return repo.Definition{}, err
+		return resolution{err: err}
 	}
 	key, err := keys.Trust(raw, keyURL, c.Pins)
 	if err != nil {
-		return repo.Definition{}, err
+		return resolution{err: err}
 	}
-	res.KeyFP = strings.Join(key.Fingerprints, ", ")
-
 	flavor, note, err := repo.ChooseFlavor(ctx, c.HTTP, p, c.Location)
 	if err != nil {
-		return repo.Definition{}, err
+		return resolution{err: err}
 	}
+	var notes []string
 	if flavor != p.Flavor {
-		res.Notes = append(res.Notes, note)
+		notes = append(notes, note)
 	}
 	c.Log.WithFields(logrus.Fields{"flavor": flavor, "note": note}).Info("repository folder chosen")
 	def, err := repo.Build(p, c.Location, flavor)
 	if err != nil {
-		return repo.Definition{}, err
+		return resolution{err: err}
 	}
+	return resolution{def: def, key: key, notes: notes}
+}
+
+// configureRepository writes the signing key and the repository definition
+// resolved before (or records the image's own repository) in state.
+func (c Config) configureRepository(ctx context.Context, j *journal, state *State, res *Result, rs resolution) (repo.Definition, error) {
+	if rs.err != nil {
+		return repo.Definition{}, rs.err
+	}
+	def, key := rs.def, rs.key
+	res.Notes = append(res.Notes, rs.notes...)
+	if def.Reuse {
+		id := def.ReuseRepoID
+		res.Reused, state.ReusedRepo = id, id
+		res.RepoURL = "the image's own repository " + id
+		res.Notes = append(res.Notes, "using the image's own repository "+id)
+		return def, nil
+	}
+	res.KeyFP = strings.Join(key.Fingerprints, ", ")
 	res.RepoURL = def.RepoURL
 
 	keyData := key.Armored
@@ -279,8 +334,7 @@ func (c Config) configureRepository(ctx context.Context, j *journal, state *Stat
 	if c.Packages.Kind() != pkgmgr.Apt {
 		for _, fp := range key.Fingerprints {
 			name := "gpg-pubkey-" + strings.ToLower(fp[len(fp)-8:])
-			_, had, _ := c.Packages.Installed(ctx, name)
-			if had {
+			if imported, _ := c.Packages.Installed(ctx, name); imported[name] != "" {
 				continue
 			}
 			if err := c.Packages.ImportKey(ctx, def.KeyringPath); err != nil {
@@ -310,21 +364,16 @@ func (c Config) configureRepository(ctx context.Context, j *journal, state *Stat
 }
 
 // installPackage installs or upgrades one package and records how to undo
-// it: a package this run installed is removed again on failure; a package
-// that was there before is left alone (1.0.2385.1 removed it, leaving a VM
-// that worked before without Entra login).
-// It reports whether the package was installed before.
-func (c Config) installPackage(ctx context.Context, j *journal, p pkgmgr.Package) (had bool, err error) {
-	_, had, err = c.Packages.Installed(ctx, p.Name)
-	if err != nil {
-		return false, fmt.Errorf("checking %s: %w", p.Name, err)
-	}
+// it: a package this run installed (had is false) is removed again on
+// failure; a package that was there before is left alone (1.0.2385.1
+// removed it, leaving a VM that worked before without Entra login).
+func (c Config) installPackage(ctx context.Context, j *journal, p pkgmgr.Package, had bool) error {
 	if !had {
 		// Recorded before the install: a half-done install may have left
 		// the package unpacked.
 		j.add("remove "+p.Name, func(ctx context.Context) error { return c.Packages.Remove(ctx, p.Name) })
 	}
-	return had, c.Packages.Install(ctx, p)
+	return c.Packages.Install(ctx, p)
 }
 
 func (c Config) now() time.Time {

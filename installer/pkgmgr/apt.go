@@ -2,6 +2,7 @@ package pkgmgr
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,45 +42,75 @@ func lockTimeout(ctx context.Context) string {
 	return strconv.Itoa(secs)
 }
 
-// status returns dpkg's status triple and version for name; known is false
-// when dpkg has never heard of the package.
-func (a *apt) status(ctx context.Context, name string) (status, version string, known bool, err error) {
-	res, err := a.exec(ctx, nil, "dpkg-query", "-W", "-f=${Status}\t${Version}", name)
+// dpkgEntry is what dpkg knows of one package.
+type dpkgEntry struct {
+	status  string // "want ok state", e.g. "install ok installed"
+	version string
+}
+
+// installed reports whether the status's last two words are "ok
+// installed"; the first word is only the wanted state, so a held package
+// ("hold ok installed") counts, while removed packages with leftover
+// configuration ("deinstall ok config-files") and half-configured ones do
+// not.
+func (e dpkgEntry) installed() bool {
+	f := strings.Fields(e.status)
+	return len(f) == 3 && (f[0] == "install" || f[0] == "hold") && f[1] == "ok" && f[2] == "installed"
+}
+
+// known reports whether dpkg holds anything of the package (files or
+// configuration), as opposed to remembering only its name.
+func (e dpkgEntry) known() bool { return !strings.HasSuffix(e.status, "not-installed") }
+
+// dpkgFormat is dpkg-query's output format: one line per package (and per
+// architecture, for a package installed for several).
+const dpkgFormat = `${Package}\t${Status}\t${Version}\n`
+
+// statuses asks dpkg about all names in one dpkg-query run (each start of
+// dpkg-query reads the whole status database). A name dpkg has never heard
+// of has no entry. Of several architecture instances of one package, an
+// installed one wins.
+func (a *apt) statuses(ctx context.Context, names []string) (map[string]dpkgEntry, error) {
+	if len(names) == 0 {
+		return map[string]dpkgEntry{}, nil
+	}
+	res, err := a.exec(ctx, nil, "dpkg-query", append([]string{"-W", "-f=" + dpkgFormat}, names...)...)
 	if err != nil {
-		return "", "", false, err
+		return nil, err
 	}
-	if res.ExitCode != 0 {
-		// Exit 1: "dpkg-query: no packages found matching <name>".
-		if res.ExitCode == 1 {
-			return "", "", false, nil
+	// Exit 1: some name matched nothing ("dpkg-query: no packages found
+	// matching <name>"); the others are still listed.
+	if res.ExitCode != 0 && res.ExitCode != 1 {
+		return nil, commandCause("dpkg-query -W "+strings.Join(names, " "), res)
+	}
+	out := map[string]dpkgEntry{}
+	for _, line := range strings.Split(string(res.Stdout), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 || !slices.Contains(names, f[0]) {
+			continue // a glob's other matches, or a blank line
 		}
-		return "", "", false, commandCause("dpkg-query -W "+name, res)
+		e := dpkgEntry{status: strings.TrimSpace(f[1]), version: strings.TrimSpace(f[2])}
+		if old, seen := out[f[0]]; seen && old.installed() {
+			continue
+		}
+		out[f[0]] = e
 	}
-	line := strings.TrimSpace(firstLine(string(res.Stdout)))
-	status, version, _ = strings.Cut(line, "\t")
-	return strings.TrimSpace(status), strings.TrimSpace(version), true, nil
+	return out, nil
 }
 
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(s, "\n")
-	return l
-}
-
-// Installed implements Manager. The status's last two words must be
-// "ok installed"; the first word is only the wanted state, so a held
-// package ("hold ok installed") counts as installed too, while removed
-// packages with leftover configuration ("deinstall ok config-files") and
-// half-configured ones do not.
-func (a *apt) Installed(ctx context.Context, name string) (string, bool, error) {
-	status, version, known, err := a.status(ctx, name)
-	if err != nil || !known {
-		return "", false, err
+// Installed implements Manager, with one dpkg-query for all names.
+func (a *apt) Installed(ctx context.Context, names ...string) (map[string]string, error) {
+	entries, err := a.statuses(ctx, names)
+	if err != nil {
+		return nil, err
 	}
-	f := strings.Fields(status)
-	if len(f) == 3 && (f[0] == "install" || f[0] == "hold") && f[1] == "ok" && f[2] == "installed" {
-		return version, true, nil
+	versions := map[string]string{}
+	for name, e := range entries {
+		if e.installed() {
+			versions[name] = e.version
+		}
 	}
-	return "", false, nil
+	return versions, nil
 }
 
 // Refresh implements Manager. The full update lets apt see the
@@ -188,13 +219,13 @@ func (a *apt) Reinstall(ctx context.Context, names ...string) error {
 // Remove implements Manager. Packages dpkg still knows in any state are
 // purged, so leftover configuration (state "config-files") goes too.
 func (a *apt) Remove(ctx context.Context, names ...string) error {
+	entries, err := a.statuses(ctx, names)
+	if err != nil {
+		return err
+	}
 	var present []string
 	for _, n := range names {
-		status, _, known, err := a.status(ctx, n)
-		if err != nil {
-			return err
-		}
-		if known && !strings.HasSuffix(status, "not-installed") {
+		if e, ok := entries[n]; ok && e.known() {
 			present = append(present, n)
 		}
 	}

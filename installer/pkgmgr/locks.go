@@ -291,3 +291,8 @@ func (l Locks) Wait(ctx context.Context, kind Kind) error {
 		}
 	}
 }
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}

@@ -2,6 +2,7 @@ package pkgmgr
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -51,22 +52,55 @@ func TestAptInstalled(t *testing.T) {
 		version string
 		ok      bool
 	}{
-		{out("install ok installed\t1.0.031620001", 0), "1.0.031620001", true},
-		{out("hold ok installed\t1.0.031620001", 0), "1.0.031620001", true},
-		{out("deinstall ok config-files\t1.0.031620001", 0), "", false},
-		{out("install ok half-configured\t1.0.031620001", 0), "", false},
+		{out("aadsshlogin\tinstall ok installed\t1.0.031620001\n", 0), "1.0.031620001", true},
+		{out("aadsshlogin\thold ok installed\t1.0.031620001\n", 0), "1.0.031620001", true},
+		{out("aadsshlogin\tdeinstall ok config-files\t1.0.031620001\n", 0), "", false},
+		{out("aadsshlogin\tinstall ok half-configured\t1.0.031620001\n", 0), "", false},
 		{cmdrun.FakeResponse{Result: cmdrun.Result{Stderr: []byte("dpkg-query: no packages found matching aadsshlogin\n"), ExitCode: 1}}, "", false},
 	}
 	for _, c := range cases {
 		f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{"dpkg-query": c.resp}}
-		v, ok, err := newManager(t, Apt, f).Installed(ctx, "aadsshlogin")
-		if err != nil || v != c.version || ok != c.ok {
-			t.Errorf("%q: got %q %v %v", c.resp.Result.Stdout, v, ok, err)
+		got, err := newManager(t, Apt, f).Installed(ctx, "aadsshlogin")
+		v, ok := got["aadsshlogin"]
+		if err != nil || v != c.version || ok != c.ok || len(got) > 1 {
+			t.Errorf("%q: got %q %v", c.resp.Result.Stdout, got, err)
 		}
-		wantLines(t, f, "dpkg-query -W -f=${Status}\t${Version} aadsshlogin")
+		wantLines(t, f, `dpkg-query -W -f=${Package}\t${Status}\t${Version}\n aadsshlogin`)
 		if !slices.Contains(f.Calls[0].Env, "LC_ALL=C") {
 			t.Errorf("env %q lacks LC_ALL=C", f.Calls[0].Env)
 		}
+	}
+}
+
+// TestAptInstalledMany: one dpkg-query answers for every name; a name dpkg
+// does not know, a removed one, another architecture's instance and lines
+// for names not asked about are told apart, and a real failure (exit 2) is
+// an error, not "not installed".
+func TestAptInstalledMany(t *testing.T) {
+	ctx := context.Background()
+	f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{"dpkg-query": {Result: cmdrun.Result{
+		Stdout: []byte("aadsshlogin\tinstall ok installed\t1.0.031620001\n" +
+			"selinux-policy-default\tdeinstall ok config-files\t2:2.20221101-2\n" +
+			"libpam-foo\tinstall ok installed\t1\n" +
+			"libpam-foo\tinstall ok not-installed\t\n" +
+			"other\tinstall ok installed\t9\n"),
+		Stderr:   []byte("dpkg-query: no packages found matching aadlogin\n"),
+		ExitCode: 1,
+	}}}}
+	got, err := newManager(t, Apt, f).Installed(ctx, "aadsshlogin", "aadlogin", "selinux-policy-default", "libpam-foo")
+	want := map[string]string{"aadsshlogin": "1.0.031620001", "libpam-foo": "1"}
+	if err != nil || !maps.Equal(got, want) {
+		t.Errorf("got %q %v, want %q", got, err, want)
+	}
+	if len(f.Calls) != 1 {
+		t.Errorf("ran %q, want one dpkg-query", f.Lines())
+	}
+
+	f = &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{"dpkg-query": {Result: cmdrun.Result{
+		Stderr: []byte("dpkg-query: error: parsing file '/var/lib/dpkg/status' near line 12\n"), ExitCode: 2,
+	}}}}
+	if got, err := newManager(t, Apt, f).Installed(ctx, "aadsshlogin"); err == nil {
+		t.Errorf("a broken status database gave %q and no error", got)
 	}
 }
 
@@ -163,15 +197,15 @@ func TestRunnerErrors(t *testing.T) {
 
 func TestAptRemove(t *testing.T) {
 	f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
-		"dpkg-query -W -f=${Status}\t${Version} aadsshlogin-selinux": {Result: cmdrun.Result{ExitCode: 1}},
-		"dpkg-query -W -f=${Status}\t${Version} aadsshlogin":         out("deinstall ok config-files\t1.0", 0),
+		`dpkg-query -W -f=${Package}\t${Status}\t${Version}\n aadsshlogin aadsshlogin-selinux`: {Result: cmdrun.Result{
+			Stdout: []byte("aadsshlogin\tdeinstall ok config-files\t1.0\n"), ExitCode: 1}},
 	}}
 	m := newManager(t, Apt, f)
 	if err := m.Remove(context.Background(), "aadsshlogin", "aadsshlogin-selinux"); err != nil {
 		t.Fatal(err)
 	}
 	got := f.Lines()
-	if len(got) != 3 || got[2] != "apt-get purge -y -q -o DPkg::Lock::Timeout=300 aadsshlogin" {
+	if len(got) != 2 || got[1] != "apt-get purge -y -q -o DPkg::Lock::Timeout=300 aadsshlogin" {
 		t.Errorf("commands %q", got)
 	}
 	// Nothing installed: no purge at all.
@@ -223,18 +257,36 @@ func TestAptKeysAreNoops(t *testing.T) {
 }
 
 func TestRpmInstalled(t *testing.T) {
+	const q = "rpm -q --qf %{NAME}\\t%{VERSION}-%{RELEASE}\\n "
 	for _, kind := range []Kind{Dnf, Yum, Tdnf, Zypper} {
 		f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
-			"rpm -q --qf %{VERSION}-%{RELEASE}\\n aadsshlogin": out("1.0.029280001-1\n1.0.031620001-1\n", 0),
-			"rpm -q --qf %{VERSION}-%{RELEASE}\\n other":       out("package other is not installed\n", 1),
+			q + "aadsshlogin": out("aadsshlogin\t1.0.029280001-1\naadsshlogin\t1.0.031620001-1\n", 0),
+			q + "other":       out("package other is not installed\n", 1),
+			q + "aadlogin aadsshlogin selinux-policy-targeted": out(
+				"package aadlogin is not installed\naadsshlogin\t1.0.031620001-1\nselinux-policy-targeted\t38.1.35-2.el9\n", 1),
+			q + "broken": {Result: cmdrun.Result{
+				Stdout: []byte("package broken is not installed\n"), ExitCode: 1,
+				Stderr: []byte("error: rpmdb: BDB0113 Thread/process 1234 failed: BDB1507 Thread died in Berkeley DB library\n"),
+			}},
+			q + "odd": out("something else entirely\n", 1),
 		}}
 		m := newManager(t, kind, f)
-		v, ok, err := m.Installed(context.Background(), "aadsshlogin")
-		if v != "1.0.031620001-1" || !ok || err != nil {
-			t.Errorf("%s: %q %v %v", kind, v, ok, err)
+		got, err := m.Installed(context.Background(), "aadsshlogin")
+		if got["aadsshlogin"] != "1.0.031620001-1" || len(got) != 1 || err != nil {
+			t.Errorf("%s: %q %v", kind, got, err)
 		}
-		if _, ok, err := m.Installed(context.Background(), "other"); ok || err != nil {
-			t.Errorf("%s other: %v %v", kind, ok, err)
+		if got, err := m.Installed(context.Background(), "other"); len(got) != 0 || err != nil {
+			t.Errorf("%s other: %q %v", kind, got, err)
+		}
+		got, err = m.Installed(context.Background(), "aadlogin", "aadsshlogin", "selinux-policy-targeted")
+		want := map[string]string{"aadsshlogin": "1.0.031620001-1", "selinux-policy-targeted": "38.1.35-2.el9"}
+		if !maps.Equal(got, want) || err != nil {
+			t.Errorf("%s many: %q %v", kind, got, err)
+		}
+		for _, name := range []string{"broken", "odd"} {
+			if got, err := m.Installed(context.Background(), name); err == nil {
+				t.Errorf("%s %s: %q and no error", kind, name, got)
+			}
 		}
 	}
 }
@@ -288,16 +340,16 @@ func TestYumFamilyInstall(t *testing.T) {
 	for _, kind := range []Kind{Dnf, Yum, Tdnf} {
 		tool := string(kind)
 		f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
-			"rpm -q --qf %{VERSION}-%{RELEASE}\\n aadsshlogin-selinux": out("package aadsshlogin-selinux is not installed", 1),
-			"rpm -q --qf %{VERSION}-%{RELEASE}\\n aadsshlogin":         out("1.0.029280001-1\n", 0),
+			"rpm -q --qf %{NAME}\\t%{VERSION}-%{RELEASE}\\n aadsshlogin-selinux aadsshlogin": out("package aadsshlogin-selinux is not installed\naadsshlogin\t1.0.029280001-1\n", 1),
 		}}
 		m := newManager(t, kind, f)
 		if err := m.Install(context.Background(), Package{Name: "aadsshlogin-selinux"}, Package{Name: "aadsshlogin"}, Package{Name: "curl", Version: "8.5.0-1"}); err != nil {
 			t.Fatal(err)
 		}
 		got := f.Lines()
-		want := []string{tool + " -y install aadsshlogin-selinux curl-8.5.0-1", tool + " -y upgrade aadsshlogin"}
-		if !slices.Equal(got[len(got)-2:], want) {
+		want := []string{"rpm -q --qf %{NAME}\\t%{VERSION}-%{RELEASE}\\n aadsshlogin-selinux aadsshlogin",
+			tool + " -y install aadsshlogin-selinux curl-8.5.0-1", tool + " -y upgrade aadsshlogin"}
+		if !slices.Equal(got, want) {
 			t.Errorf("%s: commands %q", kind, got)
 		}
 	}
@@ -311,8 +363,8 @@ func TestYumFamilyInstall(t *testing.T) {
 
 func TestYumFamilyRemove(t *testing.T) {
 	f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
-		"rpm -q --qf %{VERSION}-%{RELEASE}\\n aadsshlogin-selinux": out("package aadsshlogin-selinux is not installed", 1),
-		"rpm -q --qf %{VERSION}-%{RELEASE}\\n aadsshlogin":         out("1.0-1\n", 0),
+		"rpm -q --qf %{NAME}\\t%{VERSION}-%{RELEASE}\\n aadsshlogin-selinux aadsshlogin": out("package aadsshlogin-selinux is not installed\naadsshlogin\t1.0-1\n", 1),
+		"rpm -q --qf %{NAME}\\t%{VERSION}-%{RELEASE}\\n aadsshlogin":                     out("aadsshlogin\t1.0-1\n", 0),
 	}}
 	if err := newManager(t, Tdnf, f).Remove(context.Background(), "aadsshlogin-selinux", "aadsshlogin"); err != nil {
 		t.Fatal(err)
@@ -328,7 +380,7 @@ func TestZypper(t *testing.T) {
 	ctx := context.Background()
 	f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
 		"zypper --non-interactive --quiet search": out(fixture(t, "zypper-search.txt"), 0),
-		"rpm -q": out("1.0-1\n", 0),
+		"rpm -q": out("aadsshlogin\t1.0-1\n", 0),
 	}}
 	m := newManager(t, Zypper, f)
 	if err := m.Refresh(ctx, "packages-microsoft-com-prod", ""); err != nil {
@@ -352,7 +404,7 @@ func TestZypper(t *testing.T) {
 		"zypper --non-interactive --quiet search -x -s -t package aadsshlogin",
 		"zypper --non-interactive install aadsshlogin",
 		"zypper --non-interactive install --oldpackage aadsshlogin=1.0.029280001-1",
-		"rpm -q --qf %{VERSION}-%{RELEASE}\\n aadsshlogin",
+		"rpm -q --qf %{NAME}\\t%{VERSION}-%{RELEASE}\\n aadsshlogin",
 		"zypper --non-interactive remove aadsshlogin",
 	}
 	if !slices.Equal(got, want) {

@@ -47,8 +47,10 @@ type Package struct {
 type Manager interface {
 	// Kind reports which package manager this is.
 	Kind() Kind
-	// Installed reports whether a package is installed and its version.
-	Installed(ctx context.Context, name string) (version string, ok bool, err error)
+	// Installed returns the installed version of each named package that is
+	// installed, asking the package database once for all of them; a name
+	// that is not installed has no entry.
+	Installed(ctx context.Context, names ...string) (versions map[string]string, err error)
 	// Refresh refreshes metadata. repoID (rpm families) or sourceFile (apt)
 	// identify our repository, whose failure is never hidden: it returns
 	// failure.UntrustedKey or failure.RepositoryUnreachable.

@@ -3,6 +3,7 @@ package pkgmgr
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/aadsshlogin/handler/failure"
@@ -11,26 +12,37 @@ import (
 // This file holds what all rpm-based back ends share: the rpm database
 // queries and the signing-key handling.
 
-// rpmInstalled asks rpm for a package's version-release. rpm exits 1 with
-// "package <name> is not installed" for unknown packages.
-func (b *base) rpmInstalled(ctx context.Context, name string) (string, bool, error) {
-	res, err := b.exec(ctx, nil, "rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}\\n", name)
+// rpmInstalled asks rpm for the version-release of every name in one run
+// (each start of rpm opens the whole database). rpm prints "package <name>
+// is not installed" for each unknown name and exits with their number.
+// Several versions can be installed at once (install-only packages); rpm
+// lists them oldest first, so the last line of a name wins.
+func (b *base) rpmInstalled(ctx context.Context, names ...string) (map[string]string, error) {
+	versions := map[string]string{}
+	if len(names) == 0 {
+		return versions, nil
+	}
+	res, err := b.exec(ctx, nil, "rpm", append([]string{"-q", "--qf", "%{NAME}\\t%{VERSION}-%{RELEASE}\\n"}, names...)...)
 	if err != nil {
-		return "", false, err
+		return nil, err
 	}
-	if res.ExitCode != 0 {
-		if res.ExitCode == 1 && strings.Contains(res.Combined(), "is not installed") {
-			return "", false, nil
+	missing := 0
+	for _, line := range strings.Split(string(res.Stdout), "\n") {
+		line = strings.TrimSpace(line)
+		if name, version, ok := strings.Cut(line, "\t"); ok {
+			if slices.Contains(names, name) && version != "" {
+				versions[name] = version
+			}
+		} else if strings.HasPrefix(line, "package ") && strings.HasSuffix(line, " is not installed") {
+			missing++
 		}
-		return "", false, commandCause("rpm -q "+name, res)
 	}
-	// Several versions can be installed at once (install-only packages);
-	// rpm lists them oldest first, so the last line is the newest.
-	lines := strings.Fields(strings.TrimSpace(string(res.Stdout)))
-	if len(lines) == 0 {
-		return "", false, nil
+	// rpm reports a broken database on stderr ("error: rpmdb: ...") and
+	// may then call every package missing: that is not an answer.
+	if res.ExitCode != 0 && (missing == 0 || strings.Contains(string(res.Stderr), "error:")) {
+		return nil, commandCause("rpm -q "+strings.Join(names, " "), res)
 	}
-	return lines[len(lines)-1], true, nil
+	return versions, nil
 }
 
 // rpmImportKey imports an armored public key into the rpm database, which
@@ -112,13 +124,13 @@ func (b *base) rpmRemoveKey(ctx context.Context, fingerprint string) error {
 
 // installedOnly returns those names that rpm reports installed.
 func (b *base) installedOnly(ctx context.Context, names []string) ([]string, error) {
+	versions, err := b.rpmInstalled(ctx, names...)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
 	for _, n := range names {
-		_, ok, err := b.rpmInstalled(ctx, n)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
+		if _, ok := versions[n]; ok {
 			out = append(out, n)
 		}
 	}

@@ -13,8 +13,8 @@ type yumLike struct{ base }
 func (y *yumLike) tool() string { return string(y.kind) }
 
 // Installed implements Manager.
-func (y *yumLike) Installed(ctx context.Context, name string) (string, bool, error) {
-	return y.rpmInstalled(ctx, name)
+func (y *yumLike) Installed(ctx context.Context, names ...string) (map[string]string, error) {
+	return y.rpmInstalled(ctx, names...)
 }
 
 // Refresh implements Manager: only our repository is enabled, so its
@@ -111,17 +111,22 @@ func listOffers(out, name string) bool {
 // a pinned version goes through "install name-version", which dnf also
 // uses to downgrade.
 func (y *yumLike) Install(ctx context.Context, pkgs ...Package) error {
-	var install, upgrade []string
+	var install, upgrade, unpinned []string
+	for _, p := range pkgs {
+		if p.Version == "" {
+			unpinned = append(unpinned, p.Name)
+		}
+	}
+	installed, err := y.rpmInstalled(ctx, unpinned...)
+	if err != nil {
+		return err
+	}
 	for _, p := range pkgs {
 		if p.Version != "" {
 			install = append(install, p.Name+"-"+p.Version)
 			continue
 		}
-		_, ok, err := y.rpmInstalled(ctx, p.Name)
-		if err != nil {
-			return err
-		}
-		if ok {
+		if _, ok := installed[p.Name]; ok {
 			upgrade = append(upgrade, p.Name)
 		} else {
 			install = append(install, p.Name)

@@ -25,8 +25,8 @@ func zypperOK(code int) bool {
 }
 
 // Installed implements Manager.
-func (z *zypper) Installed(ctx context.Context, name string) (string, bool, error) {
-	return z.rpmInstalled(ctx, name)
+func (z *zypper) Installed(ctx context.Context, names ...string) (map[string]string, error) {
+	return z.rpmInstalled(ctx, names...)
 }
 
 // Refresh implements Manager, forcing a download of our repository only.
