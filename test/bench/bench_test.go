@@ -252,14 +252,17 @@ func extraSteps(family string) []extraStep {
 		// The targeted refresh of our source and the availability query
 		// run only when something failed, so they are not replayed.
 		return append([]extraStep{
+			{"dpkg-query -W aadlogin aadlogin-selinux (obsolete packages)", []string{"dpkg-query", "-W", "aadlogin", "aadlogin-selinux"}},
 			{"dpkg --audit", []string{"dpkg", "--audit"}},
-			{"dpkg-query -W aadsshlogin (before)", []string{"dpkg-query", "-W", "aadsshlogin"}},
+			{"dpkg-query -W aadsshlogin-selinux aadsshlogin selinux-policy-default (before)", []string{"dpkg-query", "-W", "aadsshlogin-selinux", "aadsshlogin", "selinux-policy-default"}},
 			{"dpkg-query -W aadsshlogin (after)", []string{"dpkg-query", "-W", "aadsshlogin"}},
 		}, sshd...)
 	}
 	return append([]extraStep{
-		{"rpm -q (the key)", []string{"rpm", "-q", "gpg-pubkey"}},
-		{"rpm -q aadsshlogin (before)", []string{"rpm", "-q", "aadsshlogin"}},
+		{"rpm -q aadlogin aadlogin-selinux (obsolete packages)", []string{"rpm", "-q", "aadlogin", "aadlogin-selinux"}},
+		{"rpm -q gpg-pubkey-… (the key)", []string{"rpm", "-q", "gpg-pubkey-19703ddb"}},
+		{"rpm -q aadsshlogin-selinux aadsshlogin selinux-policy-targeted (before)", []string{"rpm", "-q", "aadsshlogin-selinux", "aadsshlogin", "selinux-policy-targeted"}},
+		{"rpm -q aadsshlogin (dnf: install or upgrade)", []string{"rpm", "-q", "aadsshlogin"}},
 		{"rpm -q aadsshlogin (after)", []string{"rpm", "-q", "aadsshlogin"}},
 	}, sshd...)
 }
