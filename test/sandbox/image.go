@@ -99,6 +99,12 @@ func BuildImage(cacheRoot string, logf func(string, ...any)) (string, error) {
 		logf = func(string, ...any) {}
 	}
 	final := filepath.Join(cacheRoot, "image-"+ImageKey())
+	// Best effort: images of earlier keys take ~370 MB each.
+	if removed, err := fixtures.Prune(cacheRoot, "image-", "image-"+ImageKey(), time.Now()); err != nil {
+		logf("pruning the image cache: %v", err)
+	} else if len(removed) > 0 {
+		logf("removed stale image cache entries: %s", strings.Join(removed, ", "))
+	}
 	if root, err := loadImage(final); err == nil {
 		return root, nil
 	}
