@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -128,14 +129,7 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 	// and repair an interrupted dpkg. Every return below waits for them.
 	resolved := make(chan resolution, 1)
 	go func() { resolved <- c.resolveRepository(ctx) }()
-	var rs *resolution
-	awaitRepository := func() resolution {
-		if rs == nil {
-			r := <-resolved
-			rs = &r
-		}
-		return *rs
-	}
+	awaitRepository := sync.OnceValue(func() resolution { return <-resolved })
 	defer awaitRepository()
 
 	if err := c.Locks.Wait(ctx, kind); err != nil {
