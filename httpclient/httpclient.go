@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -344,4 +345,52 @@ func Passthrough(c *retryablehttp.Client) *retryablehttp.Client {
 // the same load). Paths that make no HTTPS request must not call it.
 func WarmTrustStore() {
 	go func() { _, _ = x509.SystemCertPool() }()
+}
+
+// Reason turns a transport error into a few words a user understands
+// ("connection refused", "certificate verify failed", …).
+func Reason(err error) string {
+	var (
+		unknownCA   x509.UnknownAuthorityError
+		hostnameErr x509.HostnameError
+		invalidCert x509.CertificateInvalidError
+		verifyErr   *tls.CertificateVerificationError
+		dnsErr      *net.DNSError
+		recordErr   tls.RecordHeaderError
+		netErr      net.Error
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	case errors.As(err, &unknownCA):
+		return "certificate verify failed (certificate signed by an unknown authority)"
+	case errors.As(err, &hostnameErr):
+		return "certificate verify failed (the certificate does not match the host name)"
+	case errors.As(err, &invalidCert):
+		return "certificate verify failed (certificate expired or not valid)"
+	case errors.As(err, &verifyErr):
+		return "certificate verify failed"
+	case errors.As(err, &dnsErr):
+		return "cannot resolve host name " + dnsErr.Name
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "no route to host"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "network unreachable"
+	case errors.As(err, &recordErr) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		// net/http reports the second form only as text.
+		return "TLS handshake failed (the server does not speak HTTPS)"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "timed out"
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return "connection closed by the server"
+	case strings.Contains(err.Error(), "tls: "):
+		return "TLS handshake failed"
+	}
+	return "network error"
 }

@@ -10,16 +10,12 @@ package keys
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"syscall"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
@@ -56,7 +52,7 @@ func Fetch(ctx context.Context, client *retryablehttp.Client, url string) ([]byt
 	}
 	resp, err := httpclient.Passthrough(client).Do(req)
 	if err != nil {
-		return nil, unreachable(NetReason(err), err)
+		return nil, unreachable(httpclient.Reason(err), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -67,60 +63,12 @@ func Fetch(ctx context.Context, client *retryablehttp.Client, url string) ([]byt
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxKeySize+1))
 	if err != nil {
-		return nil, unreachable("the connection failed during the download ("+NetReason(err)+")", err)
+		return nil, unreachable("the connection failed during the download ("+httpclient.Reason(err)+")", err)
 	}
 	if len(body) > MaxKeySize {
 		return nil, unreachable(fmt.Sprintf("the response is too big (more than %d bytes)", MaxKeySize), nil)
 	}
 	return body, nil
-}
-
-// NetReason turns a transport error into a few words a user understands
-// ("connection refused", "certificate verify failed", …).
-func NetReason(err error) string {
-	var (
-		unknownCA   x509.UnknownAuthorityError
-		hostnameErr x509.HostnameError
-		invalidCert x509.CertificateInvalidError
-		verifyErr   *tls.CertificateVerificationError
-		dnsErr      *net.DNSError
-		recordErr   tls.RecordHeaderError
-		netErr      net.Error
-	)
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timed out"
-	case errors.Is(err, context.Canceled):
-		return "cancelled"
-	case errors.As(err, &unknownCA):
-		return "certificate verify failed (certificate signed by an unknown authority)"
-	case errors.As(err, &hostnameErr):
-		return "certificate verify failed (the certificate does not match the host name)"
-	case errors.As(err, &invalidCert):
-		return "certificate verify failed (certificate expired or not valid)"
-	case errors.As(err, &verifyErr):
-		return "certificate verify failed"
-	case errors.As(err, &dnsErr):
-		return "cannot resolve host name " + dnsErr.Name
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.Is(err, syscall.EHOSTUNREACH):
-		return "no route to host"
-	case errors.Is(err, syscall.ENETUNREACH):
-		return "network unreachable"
-	case errors.As(err, &recordErr) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		// net/http reports the second form only as text.
-		return "TLS handshake failed (the server does not speak HTTPS)"
-	case errors.As(err, &netErr) && netErr.Timeout():
-		return "timed out"
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		return "connection closed by the server"
-	case strings.Contains(err.Error(), "tls: "):
-		return "TLS handshake failed"
-	}
-	return "network error"
 }
 
 // Trust parses armored or binary OpenPGP keys and keeps those whose primary

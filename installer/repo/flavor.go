@@ -19,7 +19,6 @@ import (
 	"github.com/aadsshlogin/handler/distro"
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/httpclient"
-	"github.com/aadsshlogin/handler/installer/keys"
 )
 
 // PackageName is the package whose presence decides a derivative's folder.
@@ -71,7 +70,7 @@ func ChooseFlavor(ctx context.Context, client *retryablehttp.Client, p distro.Pl
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRepomdSize+1))
 	if err != nil {
-		return "", "", unreachable(repomdURL, "the connection failed during the download ("+keys.NetReason(err)+")", err)
+		return "", "", unreachable(repomdURL, "the connection failed during the download ("+httpclient.Reason(err)+")", err)
 	}
 	href, err := primaryLocation(body)
 	if err != nil || len(body) > maxRepomdSize {
@@ -100,7 +99,7 @@ func ChooseFlavor(ctx context.Context, client *retryablehttp.Client, p distro.Pl
 	list, kind, err := decompress(tracked)
 	if err != nil {
 		if tracked.err != nil {
-			return "", "", unreachable(primaryURL, "the connection failed during the download ("+keys.NetReason(tracked.err)+")", tracked.err)
+			return "", "", unreachable(primaryURL, "the connection failed during the download ("+httpclient.Reason(tracked.err)+")", tracked.err)
 		}
 		if kind != "" {
 			return keep(fmt.Sprintf("has a %s-compressed package list this handler cannot read", kind))
@@ -109,7 +108,7 @@ func ChooseFlavor(ctx context.Context, client *retryablehttp.Client, p distro.Pl
 	}
 	found, err := listsPackage(io.LimitReader(list, maxPrimarySize), PackageName)
 	if tracked.err != nil {
-		return "", "", unreachable(primaryURL, "the connection failed during the download ("+keys.NetReason(tracked.err)+")", tracked.err)
+		return "", "", unreachable(primaryURL, "the connection failed during the download ("+httpclient.Reason(tracked.err)+")", tracked.err)
 	}
 	if err != nil {
 		return fallback("has a corrupt package list")
@@ -142,7 +141,7 @@ func get(ctx context.Context, c *retryablehttp.Client, u string) (*http.Response
 		if resp != nil {
 			resp.Body.Close()
 		}
-		return nil, unreachable(u, keys.NetReason(err), err)
+		return nil, unreachable(u, httpclient.Reason(err), err)
 	}
 	return resp, nil
 }
