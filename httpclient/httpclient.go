@@ -340,9 +340,10 @@ func Passthrough(c *retryablehttp.Client) *retryablehttp.Client {
 // crypto/x509 parses every certificate of /etc/ssl/certs (or the distro's
 // bundle) once per process, on the first TLS handshake: 30–40 ms of CPU
 // that would otherwise sit on the install's critical path. Callers start
-// it when they know an HTTPS download lies ahead, and do other work
-// meanwhile; the first handshake then finds the store loaded (or waits for
-// the same load). Paths that make no HTTPS request must not call it.
+// it when an HTTPS download most likely lies ahead (the full install run;
+// only the reuse of an Azure Linux image's own repository makes none) and
+// do other work meanwhile; the first handshake then finds the store loaded
+// (or waits for the same load). The enable fast path must never call it.
 func WarmTrustStore() {
 	go func() { _, _ = x509.SystemCertPool() }()
 }
