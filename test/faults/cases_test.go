@@ -71,6 +71,9 @@ type fx struct {
 	*harness.World
 	t *testing.T
 	h *agentsim.Handler
+	// killed lists the PIDs a simulated crash killed; reboot waits for
+	// them to be gone.
+	killed []int
 }
 
 // Units of the fake systemd that the handler pauses during an install.
@@ -341,29 +344,33 @@ func rootProcs(root string) []int {
 }
 
 // powerOff kills every process in the root at once, as a crash or a reboot
-// does (the agent, the handler, the package manager and its scripts).
-func powerOff(root string) int {
-	n := 0
+// does (the agent, the handler, the package manager and its scripts), and
+// returns their PIDs.
+func powerOff(root string) []int {
+	var killed []int
+	seen := map[int]bool{}
 	for round := 0; round < 20; round++ {
 		pids := rootProcs(root)
 		if len(pids) == 0 {
-			return n
+			break
 		}
 		for _, pid := range pids {
-			if syscall.Kill(pid, syscall.SIGKILL) == nil {
-				n++
+			if syscall.Kill(pid, syscall.SIGKILL) == nil && !seen[pid] {
+				seen[pid] = true
+				killed = append(killed, pid)
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return n
+	return killed
 }
 
 // reapZombies collects the processes killed by powerOff. This test process
 // is PID 1 of the child's PID namespace, so the orphans are reparented to
 // it; unreaped, they would stay visible in /proc (a package manager's pid
-// file would keep naming a "live" process), which no real init allows.
-// Call it only while no exec.Cmd of this process is running.
+// file would keep naming a "live" process, and dnf itself would wait for
+// it), which no real init allows. Call it only while no exec.Cmd of this
+// process is running.
 func reapZombies() {
 	for {
 		var ws unix.WaitStatus
@@ -376,8 +383,34 @@ func reapZombies() {
 
 // reboot is what a restart of the VM resets after powerOff: no process
 // left, /run empty again, and systemd starts the enabled timers.
+//
+// A killed process leaves rootProcs' view (its root link goes) before it
+// has finished exiting; a large one such as dnf can take a while to become
+// a zombie. So reap until every killed PID is gone from /proc: reaping once
+// could run before the last one died and leave it a zombie for good.
 func (f *fx) reboot() {
-	reapZombies()
+	start := time.Now()
+	deadline := start.Add(time.Minute)
+	for round := 0; ; round++ {
+		reapZombies()
+		var left []int
+		for _, pid := range f.killed {
+			if _, err := os.Stat(filepath.Join(f.Root.Dir, "proc", strconv.Itoa(pid))); err == nil {
+				left = append(left, pid)
+			}
+		}
+		if len(left) == 0 {
+			if round > 0 {
+				f.t.Logf("reboot: waited %s for the killed processes to exit", time.Since(start).Round(time.Millisecond))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("processes %v killed by the crash are still present after a minute", left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.killed = nil
 	f.Root.Remove(fakeSystemdDir)
 	f.Root.Remove("/run/aadsshlogin-handler.lock")
 	f.bootUnits()
@@ -402,8 +435,8 @@ func (f *fx) crashWhen(target string) *trigger {
 	root := f.Root.Dir
 	fire := func() {
 		tr.once.Do(func() {
-			n := powerOff(root)
-			tr.Seen = f.describeCrash(n)
+			f.killed = powerOff(root)
+			tr.Seen = f.describeCrash(len(f.killed))
 			close(tr.fired)
 		})
 	}
