@@ -1,7 +1,12 @@
 package pkgmgr
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -247,12 +252,29 @@ func (a *apt) Remove(ctx context.Context, names ...string) error {
 // unattended-upgrade) makes every apt-get install fail with "dpkg was
 // interrupted, you must manually run 'dpkg --configure -a'"; we do that
 // for the user, keeping their configuration files.
+//
+// dpkg's own files decide first (see dpkgState): when they show a settled
+// database, which is nearly always, no process runs. Otherwise dpkg --audit
+// gives the authoritative answer. A pending journal alone also needs the
+// repair: apt refuses to run while one exists, yet dpkg --audit reads
+// through it and may find nothing wrong.
 func (a *apt) Repair(ctx context.Context) error {
+	st := a.dpkgState()
+	if st == dpkgSettled {
+		return nil
+	}
 	report, err := a.audit(ctx)
-	if err != nil || report == "" {
+	if err != nil {
 		return err
 	}
-	a.log.WithField("audit", tailLines(report, 20)).Warn("dpkg database needs repair; running dpkg --configure -a")
+	if report == "" && st != dpkgJournalPending {
+		return nil
+	}
+	why := tailLines(report, 20)
+	if why == "" {
+		why = "journal of an interrupted dpkg run pending in " + a.dpkgAdminDir() + "/updates"
+	}
+	a.log.WithField("audit", why).Warn("dpkg database needs repair; running dpkg --configure -a")
 	res, err := a.exec(ctx, aptEnv(), "dpkg", "--configure", "-a", "--force-confold", "--force-confdef")
 	if err != nil {
 		return err
@@ -264,12 +286,108 @@ func (a *apt) Repair(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if after == "" && a.dpkgState() == dpkgJournalPending {
+		after = "the journal of an interrupted run is still pending"
+	}
 	if after != "" {
 		return failure.New(failure.PackageManagerFailed, commandCause("dpkg --configure -a", res),
 			"The package database is broken and 'dpkg --configure -a' could not repair it (dpkg --audit: %s). Run 'sudo dpkg --configure -a' on the VM, fix what it reports, and re-apply the extension.",
 			strings.TrimSuffix(clip(firstMeaningful(after), 200), "."))
 	}
 	return nil
+}
+
+// dpkgDBState is what dpkg's files say about its database without running
+// dpkg.
+type dpkgDBState int
+
+const (
+	dpkgUnknown        dpkgDBState = iota // unreadable or unusual: ask dpkg --audit
+	dpkgSettled                           // no journal, every package in a final state
+	dpkgJournalPending                    // an interrupted run left updates/NNNN files
+)
+
+// dpkgState reads the dpkg database the way apt does before it agrees to
+// run: a file with an all-digit name in updates/ is the journal of an
+// interrupted dpkg run (apt's "dpkg was interrupted"). Without one, the
+// database is settled when every package's Status is "<want> ok
+// installed", "... config-files" or "... not-installed": no half-installed,
+// unpacked, half-configured or trigger-waiting package and no
+// reinstall-required flag, which is what dpkg --audit reports on (besides
+// missing file lists, which do not stop apt). Anything unexpected, such as
+// an unreadable file, answers dpkgUnknown so that dpkg itself is asked.
+func (a *apt) dpkgState() dpkgDBState {
+	dir := a.dpkgAdminDir()
+	entries, err := os.ReadDir(filepath.Join(dir, "updates"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return dpkgUnknown
+	}
+	for _, e := range entries {
+		if allDigits(e.Name()) {
+			return dpkgJournalPending
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "status"))
+	if err != nil {
+		return dpkgUnknown
+	}
+	if !statusSettled(data) {
+		return dpkgUnknown
+	}
+	return dpkgSettled
+}
+
+// dpkgAdminDir is dpkg's database directory as dpkg sees it: DPKG_ADMINDIR
+// when our environment sets it (dpkg honours it), else the root's
+// /var/lib/dpkg.
+func (a *apt) dpkgAdminDir() string {
+	for _, kv := range a.env {
+		if v, ok := strings.CutPrefix(kv, "DPKG_ADMINDIR="); ok && v != "" {
+			return v
+		}
+	}
+	return a.root.Path("/var/lib/dpkg")
+}
+
+// statusSettled reports whether every Status field of a dpkg status file
+// names a final state with no error flag, and no package has triggers
+// pending or awaited.
+func statusSettled(data []byte) bool {
+	for len(data) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			line, data = data, nil
+		}
+		switch {
+		case bytes.HasPrefix(line, []byte("Status:")):
+			f := strings.Fields(string(line[len("Status:"):]))
+			if len(f) != 3 || f[1] != "ok" {
+				return false
+			}
+			switch f[2] {
+			case "installed", "config-files", "not-installed":
+			default:
+				return false
+			}
+		case bytes.HasPrefix(line, []byte("Triggers-Pending:")), bytes.HasPrefix(line, []byte("Triggers-Awaited:")):
+			return false
+		}
+	}
+	return true
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // audit returns dpkg --audit's report, "" when the database is sound. dpkg

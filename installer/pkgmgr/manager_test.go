@@ -3,6 +3,8 @@ package pkgmgr
 import (
 	"context"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/aadsshlogin/handler/cmdrun"
 	"github.com/aadsshlogin/handler/failure"
+	"github.com/aadsshlogin/handler/sysroot"
 )
 
 func out(s string, code int) cmdrun.FakeResponse {
@@ -246,6 +249,88 @@ func TestAptRepair(t *testing.T) {
 		"dpkg --configure": out("dpkg: error processing package aadsshlogin (--configure):\n subprocess returned error exit status 1\n", 1),
 	}}
 	wantFailure(t, newManager(t, Apt, f).Repair(ctx), failure.PackageManagerFailed, "dpkg --configure -a", "only half configured")
+}
+
+// TestAptRepairReadsDpkgFiles: dpkg's own files decide whether dpkg runs
+// at all. A settled database costs no process; a package in an unfinished
+// state asks dpkg --audit; a pending journal is repaired even when dpkg
+// --audit, which reads through it, reports nothing (apt would refuse to
+// run), and a journal still pending afterwards is a failure.
+func TestAptRepairReadsDpkgFiles(t *testing.T) {
+	ctx := context.Background()
+	const settled = "Package: base-files\nStatus: install ok installed\nVersion: 12.4\nDescription: x\n more\n\n" +
+		"Package: old\nStatus: deinstall ok config-files\n\nPackage: gone\nStatus: purge ok not-installed\n\n" +
+		"Package: held\nStatus: hold ok installed\n"
+	setup := func(t *testing.T, status string, journal ...string) (string, func(f *cmdrun.Fake) Manager) {
+		t.Helper()
+		root := t.TempDir()
+		admin := filepath.Join(root, "var/lib/dpkg")
+		if err := os.MkdirAll(filepath.Join(admin, "updates"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(admin, "status"), []byte(status), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range journal {
+			if err := os.WriteFile(filepath.Join(admin, "updates", j), []byte("Package: x\nStatus: install ok installed\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return admin, func(f *cmdrun.Fake) Manager {
+			m, err := New(Apt, Options{Runner: f, Root: sysroot.Root(root)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+	}
+
+	t.Run("settled", func(t *testing.T) {
+		// dpkg's "tmp.i" is not a journal entry.
+		_, mk := setup(t, settled, "tmp.i")
+		f := &cmdrun.Fake{}
+		if err := mk(f).Repair(ctx); err != nil || len(f.Calls) != 0 {
+			t.Errorf("err %v, commands %q; want none", err, f.Lines())
+		}
+	})
+	for name, status := range map[string]string{
+		"half-configured":  settled + "\nPackage: aadsshlogin\nStatus: install ok half-configured\n",
+		"reinstreq":        settled + "\nPackage: aadsshlogin\nStatus: install reinstreq half-installed\n",
+		"triggers-pending": settled + "\nPackage: man-db\nStatus: install ok installed\nTriggers-Pending: /usr/share/man\n",
+		"garbled":          "Package: x\nStatus: install\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, mk := setup(t, status)
+			f := &cmdrun.Fake{}
+			if err := mk(f).Repair(ctx); err != nil {
+				t.Fatal(err)
+			}
+			wantLines(t, f, "dpkg --audit")
+		})
+	}
+	t.Run("journal", func(t *testing.T) {
+		admin, mk := setup(t, settled, "0000", "0001")
+		f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
+			"dpkg --configure": {Func: func(cmdrun.Cmd) (cmdrun.Result, error) {
+				// dpkg folds the journal into the status file.
+				for _, j := range []string{"0000", "0001"} {
+					if err := os.Remove(filepath.Join(admin, "updates", j)); err != nil {
+						t.Error(err)
+					}
+				}
+				return cmdrun.Result{}, nil
+			}},
+		}}
+		if err := mk(f).Repair(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wantLines(t, f, "dpkg --audit", "dpkg --configure -a --force-confold --force-confdef", "dpkg --audit")
+	})
+	t.Run("journal stays", func(t *testing.T) {
+		_, mk := setup(t, settled, "0000")
+		f := &cmdrun.Fake{}
+		wantFailure(t, mk(f).Repair(ctx), failure.PackageManagerFailed, "dpkg --configure -a", "journal of an interrupted run")
+	})
 }
 
 func TestAptKeysAreNoops(t *testing.T) {

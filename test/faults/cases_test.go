@@ -553,7 +553,7 @@ func watchFor(root, target string, fire func(), stop <-chan struct{}) error {
 // crashCase: crash the machine when target appears during the first
 // install, then let the agent retry the goal state (as after a reboot)
 // and require convergence.
-func crashCase(target string) func(t *testing.T, f *fx) {
+func crashCase(target string, also ...func(t *testing.T, f *fx)) func(t *testing.T, f *fx) {
 	return func(t *testing.T, f *fx) {
 		tr := f.crashWhen(target)
 		res, exit := f.apply(0, f.pinned(), agentsim.Install)
@@ -578,5 +578,17 @@ func crashCase(target string) func(t *testing.T, f *fx) {
 		}
 		f.wantHealthy(0)
 		f.wantTerminal(0)
+		for _, check := range also {
+			check(t, f)
+		}
+	}
+}
+
+// wantDpkgRepaired: the retry found dpkg interrupted and ran dpkg
+// --configure -a itself, instead of leaving apt-get to refuse.
+func wantDpkgRepaired(t *testing.T, f *fx) {
+	log := f.Root.ReadFile("/var/log/azure/" + harness.HandlerName + "/handler.log")
+	if !strings.Contains(log, "dpkg database needs repair") {
+		t.Errorf("the handler log does not show the dpkg repair after the crash")
 	}
 }

@@ -53,7 +53,7 @@ func TestInterruptions(t *testing.T) {
 			Name: "crash-during-package-install-debian-12", Distro: "debian-12",
 			Fault:  "power loss while dpkg runs aadsshlogin's postinst (package unpacked, half-configured)",
 			Expect: "the retry repairs dpkg (dpkg --configure -a) and converges: exit 0, dpkg --audit clean",
-			Run:    crashCase("/var/lib/aadsshlogin-standin/log"),
+			Run:    crashCase("/var/lib/aadsshlogin-standin/log", wantDpkgRepaired),
 		},
 		{
 			Name: "crash-during-package-install-rhel-9.4", Distro: "rhel-9.4",
