@@ -66,7 +66,8 @@ func benchSSHDRoot(b *testing.B) sysroot.Root {
 }
 
 // BenchmarkSSHDWarnings reads sshd_config with its Includes and asks a
-// (fake) sshd for its version, as install does before changing anything.
+// (fake) sshd for its version, as install does before changing anything
+// when no OpenSSH package tells the version.
 func BenchmarkSSHDWarnings(b *testing.B) {
 	root := benchSSHDRoot(b)
 	run := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
@@ -75,7 +76,7 @@ func BenchmarkSSHDWarnings(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		SSHDWarnings(ctx, run, root)
+		SSHDWarnings(ctx, run, root, "")
 		run.Calls = run.Calls[:0]
 	}
 }

@@ -106,9 +106,13 @@ func (f fakeQuerier) Installed(_ context.Context, names ...string) (map[string]s
 	return out, nil
 }
 
-func TestObsoletePackages(t *testing.T) {
+func TestPreflightObsolete(t *testing.T) {
 	ctx := context.Background()
-	if err := ObsoletePackages(ctx, fakeQuerier{"aadsshlogin": "1.0"}, "apt"); err != nil {
+	pre, err := QueryPreflight(ctx, fakeQuerier{"aadsshlogin": "1.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pre.Obsolete("apt"); err != nil {
 		t.Fatalf("clean machine: %v", err)
 	}
 	wants := map[string]string{
@@ -119,8 +123,12 @@ func TestObsoletePackages(t *testing.T) {
 		"zypper": "sudo zypper remove aadlogin aadlogin-selinux",
 		"":       "with its package manager",
 	}
+	pre, err = QueryPreflight(ctx, fakeQuerier{"aadlogin": "1.0.016050002", "aadlogin-selinux": "1.0.016050002"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for kind, want := range wants {
-		err := ObsoletePackages(ctx, fakeQuerier{"aadlogin": "1.0.016050002", "aadlogin-selinux": "1.0.016050002"}, kind)
+		err := pre.Obsolete(kind)
 		code, msg := failureCode(t, err)
 		if code != failure.ObsoleteExtension || !strings.Contains(msg, want) ||
 			!strings.Contains(msg, "az vm extension delete") || !strings.Contains(msg, "aadlogin 1.0.016050002") {
@@ -133,9 +141,32 @@ func TestObsoletePackages(t *testing.T) {
 			t.Errorf("%s: message is %d characters", kind, len(msg))
 		}
 	}
-	err := ObsoletePackages(ctx, fakeQuerier{"error": "dpkg-query broke"}, "apt")
+	_, err = QueryPreflight(ctx, fakeQuerier{"error": "dpkg-query broke"})
 	if err == nil || failure.CodeOf(err) != failure.Internal {
 		t.Errorf("querier error: %v", err)
+	}
+}
+
+// TestPreflightOpenSSH: the query that looks for the obsolete packages
+// also finds the OpenSSH server's version, under either package name.
+func TestPreflightOpenSSH(t *testing.T) {
+	ctx := context.Background()
+	for q, want := range map[string]string{
+		"openssh-server": "1:9.2p1-2+deb12u3", // Debian, Ubuntu, RHEL, SLES 15
+		"openssh":        "7.2p2-81.1",        // SLES 12: sshd is in openssh
+		"":               "",                  // no package: sshd is asked
+	} {
+		fq := fakeQuerier{"openssh-client": "1:9.2p1-2+deb12u3"}
+		if q != "" {
+			fq[q] = want
+		}
+		pre, err := QueryPreflight(ctx, fq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pre.OpenSSHVersion(); got != want {
+			t.Errorf("%s: OpenSSHVersion() = %q, want %q", q, got, want)
+		}
 	}
 }
 

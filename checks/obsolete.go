@@ -3,6 +3,7 @@ package checks
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/aadsshlogin/handler/failure"
@@ -14,22 +15,38 @@ type PackageQuerier interface {
 	Installed(ctx context.Context, names ...string) (versions map[string]string, err error)
 }
 
-// ObsoletePackages fails with ObsoleteExtension while aadlogin or
-// aadlogin-selinux is installed. We do not remove them ourselves: removal
-// fails while Entra users are logged in and may need forcing, which is the
-// owner's call. The message gives Microsoft's documented steps for the
-// package manager kind ("apt", "dnf", "yum", "zypper", "tdnf").
-func ObsoletePackages(ctx context.Context, q PackageQuerier, pmKind string) error {
-	// Both packages belong to the deprecated AADLoginForLinux extension;
-	// their PAM and NSS modules conflict with aadsshlogin's.
-	names := []string{"aadlogin", "aadlogin-selinux"}
+// obsoleteNames are the deprecated AADLoginForLinux extension's packages;
+// their PAM and NSS modules conflict with aadsshlogin's.
+var obsoleteNames = []string{"aadlogin", "aadlogin-selinux"}
+
+// openSSHNames hold sshd: openssh-server on most distributions, openssh
+// where sshd is not split out (SLES 12). The first one installed wins.
+var openSSHNames = []string{"openssh-server", "openssh"}
+
+// Preflight is what the package database says about the packages the
+// pre-flight checks look at: name → installed version.
+type Preflight map[string]string
+
+// QueryPreflight asks the package database once (one dpkg-query or rpm
+// run) for the obsolete extension's packages and the OpenSSH server's.
+func QueryPreflight(ctx context.Context, q PackageQuerier) (Preflight, error) {
+	names := append(slices.Clip(obsoleteNames), openSSHNames...)
 	installed, err := q.Installed(ctx, names...)
 	if err != nil {
-		return fmt.Errorf("checking for %s: %w", strings.Join(names, " and "), err)
+		return nil, fmt.Errorf("checking for %s: %w", strings.Join(names, ", "), err)
 	}
+	return Preflight(installed), nil
+}
+
+// Obsolete fails with ObsoleteExtension while aadlogin or aadlogin-selinux
+// is installed. We do not remove them ourselves: removal fails while Entra
+// users are logged in and may need forcing, which is the owner's call. The
+// message gives Microsoft's documented steps for the package manager kind
+// ("apt", "dnf", "yum", "zypper", "tdnf").
+func (p Preflight) Obsolete(pmKind string) error {
 	var found []string
-	for _, name := range names {
-		if version, ok := installed[name]; ok {
+	for _, name := range obsoleteNames {
+		if version, ok := p[name]; ok {
 			found = append(found, strings.TrimSpace(name+" "+version))
 		}
 	}
@@ -41,6 +58,18 @@ func ObsoletePackages(ctx context.Context, q PackageQuerier, pmKind string) erro
 			"Remove it: az vm extension delete -g <resource-group> --vm-name <vm-name> -n AADLoginForLinux; %s "+
 			"Then re-apply this extension.",
 		strings.Join(found, ", "), removalSteps(pmKind))
+}
+
+// OpenSSHVersion is the installed OpenSSH server package's version
+// ("1:9.2p1-2+deb12u3", "8.7p1-38.el9"), "" when none is installed (sshd
+// built by hand, or no sshd at all).
+func (p Preflight) OpenSSHVersion() string {
+	for _, name := range openSSHNames {
+		if v := p[name]; v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // removalSteps returns the on-VM commands, including the forced variant the

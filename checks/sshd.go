@@ -31,15 +31,17 @@ const (
 
 // SSHDWarnings reports sshd settings that make Entra logins fail or need
 // care. It never fails: a missing configuration or sshd binary just yields
-// fewer warnings.
-func SSHDWarnings(ctx context.Context, r cmdrun.Runner, root sysroot.Root) []Warning {
+// fewer warnings. packageVersion is the OpenSSH server package's version
+// (Preflight.OpenSSHVersion); sshd is asked only when it is empty or
+// unreadable.
+func SSHDWarnings(ctx context.Context, r cmdrun.Runner, root sysroot.Root, packageVersion string) []Warning {
 	var warnings []Warning
 	if data, err := root.ReadFile(sshdConfigPath); err == nil {
 		cr := &configReader{root: root}
 		cr.parse(data, sshdConfigPath, false, 0)
 		warnings = append(warnings, configWarnings(cr.out)...)
 	}
-	if w, ok := openSSHVersionWarning(ctx, r); ok {
+	if w, ok := openSSHVersionWarning(ctx, r, packageVersion); ok {
 		warnings = append(warnings, w)
 	}
 	return warnings
@@ -214,10 +216,31 @@ func configKeywordName(k string) string {
 // openSSHVersionWarning warns about OpenSSH servers older than 7.8, which
 // reject the RSA-SHA2 certificate signatures that OpenSSH 8.8 and later
 // clients send by default (bugzilla.mindrot.org #3351).
-func openSSHVersionWarning(ctx context.Context, r cmdrun.Runner) (Warning, bool) {
-	// "sshd -V" exists only since OpenSSH 9.x; older sshd reject the option
-	// but still print the version in their usage text, and "ssh -V" comes
-	// from the same package when sshd is not in PATH.
+//
+// The version comes from the package that installed sshd when there is one:
+// its upstream version is sshd's, and the answer costs no process. Without
+// a package (sshd built by hand) sshd itself is asked.
+func openSSHVersionWarning(ctx context.Context, r cmdrun.Runner, packageVersion string) (Warning, bool) {
+	major, minor, ok := ParsePackageOpenSSHVersion(packageVersion)
+	if !ok {
+		major, minor, ok = askOpenSSHVersion(ctx, r)
+	}
+	if !ok || major > 7 || (major == 7 && minor >= 8) {
+		return Warning{}, false
+	}
+	return Warning{
+		Name: "OpenSSHVersion",
+		Message: fmt.Sprintf("This VM runs OpenSSH %d.%d, which rejects the RSA-SHA2 certificates sent by OpenSSH 8.8 "+
+			"and later clients. Users with such clients must add ssh-rsa-cert-v01@openssh.com to PubkeyAcceptedKeyTypes "+
+			"(e.g. az ssh vm ... -- -o PubkeyAcceptedKeyTypes=+ssh-rsa-cert-v01@openssh.com).", major, minor),
+	}, true
+}
+
+// askOpenSSHVersion runs sshd for its version. "sshd -V" exists only since
+// OpenSSH 9.x; older sshd reject the option but still print the version in
+// their usage text, and "ssh -V" comes from the same source when sshd is
+// not in PATH.
+func askOpenSSHVersion(ctx context.Context, r cmdrun.Runner) (major, minor int, ok bool) {
 	for _, c := range []cmdrun.Cmd{
 		{Name: "sshd", Args: []string{"-V"}, Timeout: 5 * time.Second},
 		{Name: "ssh", Args: []string{"-V"}, Timeout: 5 * time.Second},
@@ -226,21 +249,32 @@ func openSSHVersionWarning(ctx context.Context, r cmdrun.Runner) (Warning, bool)
 		if err != nil {
 			continue
 		}
-		major, minor, ok := ParseOpenSSHVersion(res.Combined())
-		if !ok {
-			continue
+		if major, minor, ok := ParseOpenSSHVersion(res.Combined()); ok {
+			return major, minor, true
 		}
-		if major > 7 || (major == 7 && minor >= 8) {
-			return Warning{}, false
-		}
-		return Warning{
-			Name: "OpenSSHVersion",
-			Message: fmt.Sprintf("This VM runs OpenSSH %d.%d, which rejects the RSA-SHA2 certificates sent by OpenSSH 8.8 "+
-				"and later clients. Users with such clients must add ssh-rsa-cert-v01@openssh.com to PubkeyAcceptedKeyTypes "+
-				"(e.g. az ssh vm ... -- -o PubkeyAcceptedKeyTypes=+ssh-rsa-cert-v01@openssh.com).", major, minor),
-		}, true
 	}
-	return Warning{}, false
+	return 0, 0, false
+}
+
+// ParsePackageOpenSSHVersion reads the upstream major and minor version
+// from an OpenSSH package version: "1:9.2p1-2+deb12u3" (Debian, with an
+// epoch), "8.7p1-38.el9" (rpm VERSION-RELEASE), "7.4p1".
+func ParsePackageOpenSSHVersion(v string) (major, minor int, ok bool) {
+	if epoch, rest, found := strings.Cut(v, ":"); found {
+		if _, tail, okEpoch := leadingInt(epoch); !okEpoch || tail != "" {
+			return 0, 0, false
+		}
+		v = rest
+	}
+	maj, rest, okMaj := leadingInt(v)
+	if !okMaj || !strings.HasPrefix(rest, ".") {
+		return 0, 0, false
+	}
+	mnr, _, okMin := leadingInt(rest[1:])
+	if !okMin {
+		return 0, 0, false
+	}
+	return maj, mnr, true
 }
 
 // ParseOpenSSHVersion finds "OpenSSH_<major>.<minor>" in s (as printed by

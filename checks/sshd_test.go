@@ -72,7 +72,7 @@ func TestSSHDConfigWarnings(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			root := writeRoot(t, tc.files)
-			ws := SSHDWarnings(context.Background(), &cmdrun.Fake{Strict: true}, root)
+			ws := SSHDWarnings(context.Background(), &cmdrun.Fake{Strict: true}, root, "1:9.2p1-2+deb12u3")
 			if got := strings.Join(warningNames(ws), ","); got != strings.Join(tc.want, ",") {
 				t.Fatalf("warnings %v, want %v", ws, tc.want)
 			}
@@ -85,7 +85,7 @@ func TestSSHDConfigWarnings(t *testing.T) {
 
 func TestGroupWarningText(t *testing.T) {
 	root := writeRoot(t, map[string]string{"/etc/ssh/sshd_config": "AllowGroups admins\n"})
-	ws := SSHDWarnings(context.Background(), &cmdrun.Fake{Strict: true}, root)
+	ws := SSHDWarnings(context.Background(), &cmdrun.Fake{Strict: true}, root, "1:9.2p1-2+deb12u3")
 	if len(ws) != 1 || !strings.Contains(ws[0].Message, "Match User *,!*@*") {
 		t.Errorf("got %v", ws)
 	}
@@ -119,32 +119,68 @@ func TestSplitConfigLine(t *testing.T) {
 func TestOpenSSHVersionWarning(t *testing.T) {
 	old := "unknown option -- V\nOpenSSH_7.4p1, OpenSSL 1.0.2k-fips  26 Jan 2017\nusage: sshd [-46DdeiqTt]"
 	cases := []struct {
-		name  string
-		fake  *cmdrun.Fake
-		want  bool
-		calls int
+		name    string
+		pkg     string // the OpenSSH server package's version
+		fake    *cmdrun.Fake
+		want    bool
+		calls   int
+		version string // in the message
 	}{
-		{"old sshd", &cmdrun.Fake{Strict: true, Responses: map[string]cmdrun.FakeResponse{
-			"sshd -V": {Result: cmdrun.Result{Stderr: []byte(old), ExitCode: 1}}}}, true, 1},
-		{"new sshd", &cmdrun.Fake{Strict: true, Responses: map[string]cmdrun.FakeResponse{
-			"sshd -V": {Result: cmdrun.Result{Stderr: []byte("OpenSSH_8.9p1 Ubuntu-3ubuntu0.10, OpenSSL 3.0.2 15 Mar 2022")}}}}, false, 1},
-		{"7.8 is fine", &cmdrun.Fake{Strict: true, Responses: map[string]cmdrun.FakeResponse{
-			"sshd -V": {Result: cmdrun.Result{Stderr: []byte("OpenSSH_7.8p1")}}}}, false, 1},
-		{"fallback to ssh", &cmdrun.Fake{Strict: true, Responses: map[string]cmdrun.FakeResponse{
-			"ssh -V": {Result: cmdrun.Result{Stderr: []byte("OpenSSH_7.4p1, OpenSSL 1.0.2k-fips")}}}}, true, 2},
-		{"nothing installed", &cmdrun.Fake{Strict: true}, false, 2},
+		// The package tells: no process.
+		{"old package", "7.4p1-22.el7_9", &cmdrun.Fake{Strict: true}, true, 0, "OpenSSH 7.4"},
+		{"new package", "1:9.2p1-2+deb12u3", &cmdrun.Fake{Strict: true}, false, 0, ""},
+		{"7.8 package is fine", "7.8p1-1", &cmdrun.Fake{Strict: true}, false, 0, ""},
+		// No package, or a version that does not read: sshd is asked.
+		{"old sshd", "", &cmdrun.Fake{Strict: true, Responses: map[string]cmdrun.FakeResponse{
+			"sshd -V": {Result: cmdrun.Result{Stderr: []byte(old), ExitCode: 1}}}}, true, 1, "OpenSSH 7.4"},
+		{"unreadable package version", "snapshot", &cmdrun.Fake{Strict: true, Responses: map[string]cmdrun.FakeResponse{
+			"sshd -V": {Result: cmdrun.Result{Stderr: []byte(old), ExitCode: 1}}}}, true, 1, "OpenSSH 7.4"},
+		{"new sshd", "", &cmdrun.Fake{Strict: true, Responses: map[string]cmdrun.FakeResponse{
+			"sshd -V": {Result: cmdrun.Result{Stderr: []byte("OpenSSH_8.9p1 Ubuntu-3ubuntu0.10, OpenSSL 3.0.2 15 Mar 2022")}}}}, false, 1, ""},
+		{"7.8 is fine", "", &cmdrun.Fake{Strict: true, Responses: map[string]cmdrun.FakeResponse{
+			"sshd -V": {Result: cmdrun.Result{Stderr: []byte("OpenSSH_7.8p1")}}}}, false, 1, ""},
+		{"fallback to ssh", "", &cmdrun.Fake{Strict: true, Responses: map[string]cmdrun.FakeResponse{
+			"ssh -V": {Result: cmdrun.Result{Stderr: []byte("OpenSSH_7.4p1, OpenSSL 1.0.2k-fips")}}}}, true, 2, "OpenSSH 7.4"},
+		{"nothing installed", "", &cmdrun.Fake{Strict: true}, false, 2, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ws := SSHDWarnings(context.Background(), tc.fake, writeRoot(t, nil))
+			ws := SSHDWarnings(context.Background(), tc.fake, writeRoot(t, nil), tc.pkg)
 			got := len(ws) == 1 && ws[0].Name == "OpenSSHVersion"
 			if got != tc.want || len(tc.fake.Calls) != tc.calls {
 				t.Errorf("warnings %v, calls %v", ws, tc.fake.Lines())
 			}
-			if got && !strings.Contains(ws[0].Message, "ssh-rsa-cert-v01@openssh.com") {
+			if got && (!strings.Contains(ws[0].Message, "ssh-rsa-cert-v01@openssh.com") || !strings.Contains(ws[0].Message, tc.version)) {
 				t.Errorf("message %q", ws[0].Message)
 			}
 		})
+	}
+}
+
+func TestParsePackageOpenSSHVersion(t *testing.T) {
+	cases := []struct {
+		in           string
+		major, minor int
+		ok           bool
+	}{
+		{"1:9.2p1-2+deb12u3", 9, 2, true},
+		{"1:7.2p2-4ubuntu2.10", 7, 2, true},
+		{"8.7p1-38.el9", 8, 7, true},
+		{"7.4p1-22.el7_9", 7, 4, true},
+		{"9.6p1-150600.6.3.1", 9, 6, true},
+		{"10.0p1", 10, 0, true},
+		{"", 0, 0, false},
+		{"1:", 0, 0, false},
+		{"x:9.2p1", 0, 0, false},
+		{"9", 0, 0, false},
+		{"9.", 0, 0, false},
+		{"snapshot", 0, 0, false},
+	}
+	for _, tc := range cases {
+		major, minor, ok := ParsePackageOpenSSHVersion(tc.in)
+		if major != tc.major || minor != tc.minor || ok != tc.ok {
+			t.Errorf("ParsePackageOpenSSHVersion(%q) = %d, %d, %v", tc.in, major, minor, ok)
+		}
 	}
 }
 

@@ -220,19 +220,25 @@ func (r *run) converge(ctx context.Context) outcome {
 	if err != nil {
 		return outcome{err: err}
 	}
-	// The sshd warnings only read (sshd -V and the configuration files):
-	// they run while the obsolete-package and identity checks wait on
-	// dpkg/rpm and the metadata service.
+	// One package query answers for the obsolete packages and the OpenSSH
+	// version.
+	pre, err := checks.QueryPreflight(ctx, cfg.Packages)
+	if err != nil {
+		return outcome{err: err}
+	}
+	if err := pre.Obsolete(string(p.PackageManager)); err != nil {
+		return outcome{err: err}
+	}
+	// The sshd warnings only read (the configuration files, and sshd -V
+	// when no package tells the version): they run while the identity
+	// check waits on the metadata service.
 	var sshdWarnings []checks.Warning
 	sshdChecked := make(chan struct{})
 	go func() {
 		defer close(sshdChecked)
-		sshdWarnings = checks.SSHDWarnings(ctx, r.opts.Runner, r.opts.Root)
+		sshdWarnings = checks.SSHDWarnings(ctx, r.opts.Runner, r.opts.Root, pre.OpenSSHVersion())
 	}()
 	defer func() { <-sshdChecked }() // never leave a probe running behind us
-	if err := checks.ObsoletePackages(ctx, cfg.Packages, string(p.PackageManager)); err != nil {
-		return outcome{err: err}
-	}
 
 	cl := cloud.Public()
 	if checks.IsArc(r.opts.Root) {

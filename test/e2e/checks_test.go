@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -190,6 +191,42 @@ func TestSSHDWarnings(t *testing.T) {
 		}
 		if !strings.HasPrefix(w.Root.ReadFile("/etc/ssh/sshd_config"), "AllowGroups admins\n") {
 			t.Error("the user's sshd_config lines were not kept")
+		}
+	})
+}
+
+// TestOldOpenSSHWarning: the OpenSSH version comes from the package
+// database (the query that looks for the obsolete packages): a machine
+// whose openssh-server package is 7.4 gets the certificate-signature
+// warning with the client-side fix, and the install still succeeds.
+func TestOldOpenSSHWarning(t *testing.T) {
+	sandbox.RunIsolated(t, func(t *testing.T) {
+		w := newWorld(t, "debian-12", sandbox.NetworkOptions{})
+		// Make dpkg's record of OpenSSH say 7.4 (Debian 9's); the sshd
+		// binary itself stays the image's. Every package built from
+		// openssh carries the version, and they depend on each other
+		// with "(= version)", so all of it changes together, or apt
+		// finds the dependencies broken; libc6 2.36 "Breaks: openssh-server
+		// (<< 1:8.1p1-5)", so that relation goes too.
+		status := w.Root.ReadFile("/var/lib/dpkg/status")
+		status = regexp.MustCompile(`, openssh-server \(<< [^)]*\)`).ReplaceAllString(status, "")
+		m := regexp.MustCompile(`(?m)^Package: openssh-server\n(?:[^\n]+\n)*?Version: ([^\n]+)`).FindStringSubmatch(status)
+		if m == nil {
+			t.Fatal("openssh-server not in the image's dpkg status")
+		}
+		w.Root.WriteFile("/var/lib/dpkg/status", strings.ReplaceAll(status, m[1], "1:7.4p1-10+deb9u7"), 0o644)
+		h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+		w.MustApply(h, 0, w.Pinned())
+		st := w.WantStatus(h, 0, "success", 0)
+		found := false
+		for _, s := range st.Substatus {
+			if s.Name == "OpenSSHVersion" && s.Status == "warning" && strings.Contains(s.Message, "OpenSSH 7.4") &&
+				strings.Contains(s.Message, "PubkeyAcceptedKeyTypes=+ssh-rsa-cert-v01@openssh.com") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no OpenSSH 7.4 warning in %+v", st.Substatus)
 		}
 	})
 }
