@@ -191,8 +191,17 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 	// The SELinux policy module goes first so the main package's files get
 	// their labels (as the shipped extension orders it).
 	var preexisting, names []string
-	for _, p := range pkgs {
+	for i, p := range pkgs {
 		_, had := before[p.Name]
+		// Tell the back end what the query found, as long as it is still
+		// true: a package present stays present, but an absent one may
+		// have come in as a dependency of one installed before it.
+		switch {
+		case had:
+			p.Presence = pkgmgr.Present
+		case i == 0:
+			p.Presence = pkgmgr.Absent
+		}
 		if err := c.installPackage(ctx, j, p, had); err != nil {
 			// Only now ask whether the repository offers the package at
 			// all (a query that would slow every successful install): if

@@ -437,6 +437,24 @@ func TestYumFamilyInstall(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: commands %q", kind, got)
 		}
+
+		// What the caller already knows is not asked again; only the
+		// unknown package is.
+		f = &cmdrun.Fake{Strict: true, Responses: map[string]cmdrun.FakeResponse{
+			"rpm -q --qf %{NAME}\\t%{VERSION}-%{RELEASE}\\n other": out("other\t1-1\n", 0),
+			tool + " -y install": out("", 0),
+			tool + " -y upgrade": out("", 0),
+		}}
+		m = newManager(t, kind, f)
+		if err := m.Install(context.Background(), Package{Name: "aadsshlogin-selinux", Presence: Absent},
+			Package{Name: "aadsshlogin", Presence: Present}, Package{Name: "other"}); err != nil {
+			t.Fatal(err)
+		}
+		want = []string{"rpm -q --qf %{NAME}\\t%{VERSION}-%{RELEASE}\\n other",
+			tool + " -y install aadsshlogin-selinux", tool + " -y upgrade aadsshlogin other"}
+		if got := f.Lines(); !slices.Equal(got, want) {
+			t.Errorf("%s with presence known: commands %q", kind, got)
+		}
 	}
 	f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
 		"rpm":            out("package aadsshlogin is not installed", 1),

@@ -41,7 +41,21 @@ const (
 type Package struct {
 	Name    string
 	Version string
+	// Presence is what the caller already knows of the package's installed
+	// state, from an Installed query with nothing installed since. A back
+	// end that must choose between installing and upgrading (dnf, yum,
+	// tdnf) then does not ask the database again.
+	Presence Presence
 }
+
+// Presence is a package's installed state as far as the caller knows it.
+type Presence int8
+
+const (
+	PresenceUnknown Presence = iota // the back end asks when it needs to
+	Absent
+	Present
+)
 
 // Manager is one package-manager back end.
 type Manager interface {

@@ -111,13 +111,13 @@ func listOffers(out, name string) bool {
 // a pinned version goes through "install name-version", which dnf also
 // uses to downgrade.
 func (y *yumLike) Install(ctx context.Context, pkgs ...Package) error {
-	var install, upgrade, unpinned []string
+	var install, upgrade, unknown []string
 	for _, p := range pkgs {
-		if p.Version == "" {
-			unpinned = append(unpinned, p.Name)
+		if p.Version == "" && p.Presence == PresenceUnknown {
+			unknown = append(unknown, p.Name)
 		}
 	}
-	installed, err := y.rpmInstalled(ctx, unpinned...)
+	installed, err := y.rpmInstalled(ctx, unknown...)
 	if err != nil {
 		return err
 	}
@@ -126,7 +126,8 @@ func (y *yumLike) Install(ctx context.Context, pkgs ...Package) error {
 			install = append(install, p.Name+"-"+p.Version)
 			continue
 		}
-		if _, ok := installed[p.Name]; ok {
+		_, present := installed[p.Name]
+		if p.Presence == Present || present {
 			upgrade = append(upgrade, p.Name)
 		} else {
 			install = append(install, p.Name)
