@@ -431,12 +431,12 @@ func (r *Report) notes(b *strings.Builder) {
 		p("least a person can do: write the source and key, refresh once, install. In the sandbox the repository answers from loopback, so ")
 		p("the package-manager work is short and the handler's fixed costs weigh heavily in the ratio. The handler does more, on purpose:\n\n")
 		if res.Manager == "apt" {
-			p("- `dpkg --audit` (repair of an interrupted dpkg), `dpkg-query` for the obsolete packages, before and after the install (one run each for all names), `sshd -V`, and the verification ")
-			p("after it (`sshd -T`, NSS and PAM); a second, targeted `apt-get update` of our source and an availability query run only ")
-			p("when something failed;\n")
+			p("- `dpkg-query` for the obsolete packages and the OpenSSH version, before and after the install (one run each for all names), and the verification ")
+			p("after it (`sshd -T`, NSS and PAM); `dpkg --audit` and `dpkg --configure -a` (when dpkg's files show an interrupted run), a second, targeted ")
+			p("`apt-get update` of our source and an availability query run only when needed;\n")
 		} else {
-			p("- `rpm -q` for the obsolete packages, for the key, before and after the install (one run each for all names), `sshd -V`, and the verification after it (`sshd -T`, NSS and PAM); ")
-			p("an availability query runs only when the install failed;\n")
+			p("- `rpm -q` for the obsolete packages and the OpenSSH version, for the key, before and after the install (one run each for all names), `sshd -V` (the look-alike's ")
+			p("rpm database has no openssh-server), and the verification after it (`sshd -T`, NSS and PAM); an availability query runs only when the install failed;\n")
 		}
 		p("- the metadata service (azEnvironment, managed-identity token), the key download with its fingerprint check and the repository folder probe;\n")
 		p("- the agent's `/bin/sh`, the entry script, the transitioning status, the lock, the log and the event.\n\n")
@@ -459,18 +459,13 @@ func (r *Report) notes(b *strings.Builder) {
 			p("the gap is mostly the handler's own work outside those commands (IMDS, key download, process starts, status and log): %s. ", secs(rem))
 		}
 		p("Already done to narrow it (the ratio was about 1.5 at first): the targeted refresh and the availability query run only ")
-		p("after a failure; each package query asks dpkg or rpm once for all its names; the trust store is parsed, `sshd -V` runs, ")
-		p("the key is downloaded and the verification runs beside other work rather than after it. On this 2-core machine the rest is ")
-		p("CPU: every extra process (about 10–30 ms each for dpkg-query, `dpkg --audit`, `sshd -V`, `sshd -T`) competes with apt ")
-		p("itself, so running them side by side gains little more, and between runs on this machine the median ratio moves by a few ")
-		p("hundredths. What would close it: fewer processes — take the OpenSSH version from the package query that already runs ")
-		if res.Manager == "apt" {
-			p("instead of `sshd -V`, and read dpkg's status file instead of running `dpkg --audit` ")
-		} else {
-			p("instead of `sshd -V`, and let the installer's query before the install tell dnf's back end whether to install or upgrade ")
-			p("(it asks rpm again) ")
-		}
-		p("(each trades a direct answer for a derived one, which we have not done). On a real VM, where downloads from ")
+		p("after a failure; each package query asks dpkg or rpm once for all its names, and the first one also gives the OpenSSH ")
+		p("version (no `sshd -V`); dpkg's own files tell whether `dpkg --audit` is needed; dnf's back end is told whether to install ")
+		p("or upgrade instead of asking rpm again; the trust store is parsed, the key is downloaded and the verification runs beside ")
+		p("other work rather than after it. On this 2-core machine the rest is CPU: every extra process (about 10–30 ms each for ")
+		p("dpkg-query, rpm, `sshd -T`) competes with the package manager itself, so running them side by side gains little more, and ")
+		p("between runs on this machine the median ratio moves by a few hundredths. What is left is either a question the handler must ")
+		p("ask (what is installed, before and after; whether sshd accepts the configuration) or its own bookkeeping. On a real VM, where downloads from ")
 		p("packages.microsoft.com and the distribution's mirrors take seconds to minutes, the same fixed costs are a much smaller share ")
 		p("of the install.\n\n")
 	}
