@@ -414,20 +414,30 @@ func (r *Report) notes(b *strings.Builder) {
 	p("\n## Notes on targets missed\n\n")
 	if len(missed) == 0 {
 		p("None: every target with a figure was met.\n")
-		return
-	}
-	for _, m := range missed {
-		p("- **%s**\n", esc(m))
+	} else {
+		for _, m := range missed {
+			p("- **%s**\n", esc(m))
+		}
 	}
 	p("\n")
 	for _, res := range []*ABResult{r.Apt, r.Dnf} {
-		if !installMissed(res) {
+		narrow := installNarrow(res)
+		if !installMissed(res) && !narrow {
 			continue
 		}
 		a := Median(res.column(func(p ABPair) float64 { return p.Install }))
 		bare := Median(res.column(func(p ABPair) float64 { return p.BareTotal }))
 		extra := Median(res.column(func(p ABPair) float64 { return p.BareExtra }))
-		p("**Fresh install overhead, %s (%s).** The handler's install takes %s against %s for the bare path (medians). The bare path is the ", res.Manager, res.Distro, secs(a), secs(bare))
+		if narrow {
+			// A met target this close is a coin toss on a shared machine:
+			// say so, and where the difference goes, as for a miss.
+			p("**Fresh install overhead, %s (%s): met narrowly.** The median ratio, %.2f, is within %.2f of the target (this run's pairs: ",
+				res.Manager, res.Distro, Median(res.Ratios(false)), narrowMargin)
+			p("%.2f–%.2f), so a busier run can miss it. ", Min(res.Ratios(false)), Max(res.Ratios(false)))
+		} else {
+			p("**Fresh install overhead, %s (%s).** ", res.Manager, res.Distro)
+		}
+		p("The handler's install takes %s against %s for the bare path (medians). The bare path is the ", secs(a), secs(bare))
 		p("least a person can do: write the source and key, refresh once, install. In the sandbox the repository answers from loopback, so ")
 		p("the package-manager work is short and the handler's fixed costs weigh heavily in the ratio. The handler does more, on purpose:\n\n")
 		if res.Manager == "apt" {
@@ -511,6 +521,18 @@ func (r ABResult) extraMedians() []extraMedian {
 
 func installMissed(r *ABResult) bool {
 	return r != nil && len(r.Pairs) > 0 && Median(r.Ratios(false)) > TargetInstallRatio
+}
+
+// narrowMargin: a met install ratio this close to the target gets the same
+// explanation as a miss.
+const narrowMargin = 0.02
+
+func installNarrow(r *ABResult) bool {
+	if r == nil || len(r.Pairs) == 0 {
+		return false
+	}
+	med := Median(r.Ratios(false))
+	return med <= TargetInstallRatio && med > TargetInstallRatio-narrowMargin
 }
 
 func (r *Report) method(b *strings.Builder) {

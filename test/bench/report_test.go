@@ -44,3 +44,23 @@ func TestReportRenders(t *testing.T) {
 		t.Errorf("%d targets missed, want 2:\n%s", missed, Table(r.Rows()))
 	}
 }
+
+// TestReportNarrowlyMet: an install ratio met by less than narrowMargin is
+// reported as met, with the explanation a miss gets; one met comfortably
+// gets none.
+func TestReportNarrowlyMet(t *testing.T) {
+	mk := func(ratio float64) *Report {
+		return &Report{
+			Machine: DescribeMachine(time.Unix(0, 0)),
+			Apt: &ABResult{Distro: "debian-12", Manager: "apt", ExtraSteps: []string{"sshd -T"},
+				Pairs: []ABPair{{Order: "AB", Install: ratio, InstallEnable: ratio, BareTotal: 1, Ratio: ratio, RatioEnable: ratio, BareExtra: 0.05, ExtraEach: []float64{0.05}}}},
+		}
+	}
+	md := mk(1.095).Markdown()
+	if !strings.Contains(md, "met narrowly") || !strings.Contains(md, "None: every target with a figure was met.") || strings.Contains(md, "MISSED") {
+		t.Errorf("ratio 1.095:\n%s", md)
+	}
+	if md := mk(1.05).Markdown(); strings.Contains(md, "met narrowly") {
+		t.Errorf("ratio 1.05 reported as narrow:\n%s", md)
+	}
+}
