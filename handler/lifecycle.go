@@ -186,17 +186,26 @@ func fileHasHash(r *run, path, hash string) bool {
 // install transaction, which always refreshes the repository and moves
 // aadsshlogin to the newest (or pinned) version.
 func (r *run) converge(ctx context.Context) outcome {
-	seq := r.seq
-	if err := agent.WriteStatus(r.env.StatusFolder, seq, agent.Report{
-		Operation: operationName(r.verb), Status: agent.Transitioning,
-		Message: "Installing aadsshlogin and configuring SSH login with Microsoft Entra ID.",
-	}, r.opts.Now()); err != nil {
-		r.log.WithError(err).Warn("writing the transitioning status")
-	}
-
 	// The key download further on needs the trust store; its parsing then
 	// overlaps the checks below.
 	httpclient.WarmTrustStore()
+
+	// The transitioning status is written beside the checks: its fsyncs
+	// are the run's first, and may wait for the file system to flush what
+	// was written before (the agent has just unpacked the extension). The
+	// final status, written after converge returns, must land after it,
+	// so every return waits for it.
+	transitioned := make(chan struct{})
+	go func(log logrus.FieldLogger, rep agent.Report, now time.Time) {
+		defer close(transitioned)
+		if err := agent.WriteStatus(r.env.StatusFolder, r.seq, rep, now); err != nil {
+			log.WithError(err).Warn("writing the transitioning status")
+		}
+	}(r.log, agent.Report{
+		Operation: operationName(r.verb), Status: agent.Transitioning,
+		Message: "Installing aadsshlogin and configuring SSH login with Microsoft Entra ID.",
+	}, r.opts.Now())
+	defer func() { <-transitioned }()
 
 	pub, err := r.publicSettings(ctx)
 	if err != nil {

@@ -133,7 +133,12 @@ func agentTimeout(t *testing.T, f *fx) {
 		t.Errorf("handler state %s after the timeout, want NotInstalled", st)
 	}
 	left := rootProcs(f.Root.Dir)
-	t.Logf("after the agent's kill: %d processes left in the root; status for seq 0: %s", len(left), f.Agent.ReadStatus(f.h, 0).Status)
+	st := f.Agent.ReadStatus(f.h, 0)
+	t.Logf("after the agent's kill: %d processes left in the root; status for seq 0: %s", len(left), st.Status)
+	// The handler said it was working before the slow download began.
+	if st.Missing || st.Status != "transitioning" {
+		t.Errorf("status for seq 0 after the kill mid-install: missing %v, %q; want a transitioning status written by the handler", st.Missing, st.Status)
+	}
 
 	f.Net.Repo.SetOptions(sandbox.RepoOptions{})
 	f.Agent.Timeouts = nil
