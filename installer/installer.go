@@ -139,6 +139,27 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 		return nil, err
 	}
 
+	// One query for everything the install decides on: whether SELinux
+	// policy is present, and which of our packages are there already. The
+	// package manager is idle and sound now, and nothing below changes
+	// what is installed before the install itself, so the query runs
+	// beside the repository set-up and the refresh.
+	query := []string{SELinuxPackageName, PackageName}
+	if c.Platform.SELinuxPolicyPackage != "" {
+		query = append(query, c.Platform.SELinuxPolicyPackage)
+	}
+	type answer struct {
+		versions map[string]string
+		err      error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		v, err := c.Packages.Installed(ctx, query...)
+		answered <- answer{v, err}
+	}()
+	awaitBefore := sync.OnceValue(func() answer { return <-answered })
+	defer awaitBefore()
+
 	state := &State{
 		HandlerVersion: c.HandlerVersion,
 		ConfigHash:     c.ConfigHash,
@@ -168,16 +189,11 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 		return nil, err
 	}
 
-	// One query for everything the install decides on: whether SELinux
-	// policy is present, and which of our packages are there already.
-	query := []string{SELinuxPackageName, PackageName}
-	if c.Platform.SELinuxPolicyPackage != "" {
-		query = append(query, c.Platform.SELinuxPolicyPackage)
+	ans := awaitBefore()
+	if ans.err != nil {
+		return nil, fmt.Errorf("checking installed packages: %w", ans.err)
 	}
-	before, err := c.Packages.Installed(ctx, query...)
-	if err != nil {
-		return nil, fmt.Errorf("checking installed packages: %w", err)
-	}
+	before := ans.versions
 	var pkgs []pkgmgr.Package
 	if _, has := before[c.Platform.SELinuxPolicyPackage]; has && c.Platform.SELinuxPolicyPackage != "" {
 		pkgs = append(pkgs, pkgmgr.Package{Name: SELinuxPackageName})
