@@ -30,10 +30,10 @@ func envInt(name string, def int) int {
 }
 
 var (
-	aptPairs = envInt("AADSSH_BENCH_PAIRS", 9)     // fresh-install pairs on debian-12
-	dnfPairs = envInt("AADSSH_BENCH_DNF_PAIRS", 7) // fresh-install pairs on rhel-9.4 (0: skip)
-	noopRuns = envInt("AADSSH_BENCH_RUNS", 100)    // no-op enables of each kind
-	repeats  = envInt("AADSSH_BENCH_REPEATS", 20)  // repeated installs
+	aptPairs = envInt("AADSSH_BENCH_PAIRS", 11)     // fresh-install pairs on debian-12
+	dnfPairs = envInt("AADSSH_BENCH_DNF_PAIRS", 11) // fresh-install pairs on rhel-9.4 (0: skip)
+	noopRuns = envInt("AADSSH_BENCH_RUNS", 100)     // no-op enables of each kind
+	repeats  = envInt("AADSSH_BENCH_REPEATS", 20)   // repeated installs
 )
 
 const (
