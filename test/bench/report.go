@@ -470,7 +470,7 @@ func (r *Report) notes(b *strings.Builder) {
 		}
 		p("Already done to narrow it (the ratio was about 1.5 at first): the targeted refresh and the availability query run only ")
 		p("after a failure; each package query asks dpkg or rpm once for all its names, and the first one also gives the OpenSSH ")
-		p("version (no `sshd -V`); dpkg's own files tell whether `dpkg --audit` is needed; dnf's back end is told whether to install ")
+		p("version (no `sshd -V` where a package holds sshd); dpkg's own files tell whether `dpkg --audit` is needed; dnf's back end is told whether to install ")
 		p("or upgrade instead of asking rpm again; the trust store is parsed, the transitioning status written, the key downloaded, ")
 		p("the installed packages queried and the verification run beside other work rather than before or after it. On this ")
 		p("2-core machine the rest is CPU: every extra process (about 10–30 ms each for ")
