@@ -238,9 +238,9 @@ func (r *run) converge(ctx context.Context) outcome {
 	if err := pre.Obsolete(string(p.PackageManager)); err != nil {
 		return outcome{err: err}
 	}
-	// The sshd warnings only read (the configuration files, and sshd -V
-	// when no package tells the version): they run while the identity
-	// check waits on the metadata service.
+	// The sshd warnings only read (the configuration files at once, and
+	// sshd -V when no package tells the version): they run beside the
+	// identity check and the install, and join the status at the end.
 	var sshdWarnings []checks.Warning
 	sshdChecked := make(chan struct{})
 	go func() {
@@ -248,6 +248,13 @@ func (r *run) converge(ctx context.Context) outcome {
 		sshdWarnings = checks.SSHDWarnings(ctx, r.opts.Runner, r.opts.Root, pre.OpenSSHVersion())
 	}()
 	defer func() { <-sshdChecked }() // never leave a probe running behind us
+	withSSHDWarnings := func(subs []agent.Substatus) []agent.Substatus {
+		<-sshdChecked
+		for _, w := range sshdWarnings {
+			subs = append(subs, agent.Substatus{Name: w.Name, Status: agent.Warning, Message: w.Message})
+		}
+		return subs
+	}
 
 	cl := cloud.Public()
 	if checks.IsArc(r.opts.Root) {
@@ -271,10 +278,6 @@ func (r *run) converge(ctx context.Context) outcome {
 		}
 		r.summary.say("System-assigned managed identity present (%s).", cl.Name)
 	}
-	<-sshdChecked
-	for _, w := range sshdWarnings {
-		subs = append(subs, agent.Substatus{Name: w.Name, Status: agent.Warning, Message: w.Message})
-	}
 
 	cfg.Location = repo.Location{Base: cl.RepositoryBase, Prefix: cl.RepositoryPrefix}
 	if pub.RepositoryURL != "" {
@@ -296,11 +299,13 @@ func (r *run) converge(ctx context.Context) outcome {
 		} else {
 			_ = r.opts.Root.RemoveIfExists(MarkerPath)
 		}
+		subs = withSSHDWarnings(subs)
 		if failure.CodeOf(err) == failure.RepositoryUnreachable {
 			subs = append(subs, r.diagnose(ctx, cfg.Location, cl))
 		}
 		return outcome{err: err, substatus: subs}
 	}
+	subs = withSSHDWarnings(subs)
 	subs = append([]agent.Substatus{{Name: "Repository", Status: agent.Success, Message: repoMessage(res)}}, subs...)
 	r.summary.say("Repository: %s.", repoMessage(res))
 	return outcome{message: successMessage(res.Packages), substatus: subs, mrseq: r.verb == Enable}

@@ -195,6 +195,34 @@ func TestSSHDWarnings(t *testing.T) {
 	})
 }
 
+// TestSSHDWarningsOnFailure: the sshd warnings run beside the install and
+// join the status at the end, also when the install fails: a repository
+// answering 503 ends in exit 20 with the network diagnosis and the
+// AllowGroups warning, on an rpm look-alike whose OpenSSH version comes
+// from sshd -V (no openssh-server rpm).
+func TestSSHDWarningsOnFailure(t *testing.T) {
+	sandbox.RunIsolated(t, func(t *testing.T) {
+		w := newWorld(t, "rhel-9.4", sandbox.NetworkOptions{Repo: sandbox.RepoOptions{Status: map[string]int{"/": 503}}})
+		cfg := w.Root.ReadFile("/etc/ssh/sshd_config")
+		w.Root.WriteFile("/etc/ssh/sshd_config", "AllowGroups admins\n"+cfg, 0o644)
+		h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+		res, err := w.Apply(h, 0, w.Pinned())
+		if err == nil || lastExit(t, res, agentsim.Install) != 20 {
+			t.Fatalf("want exit 20, got %v", verbs(res))
+		}
+		st := w.WantStatus(h, 0, "error", 20)
+		var warned bool
+		for _, s := range st.Substatus {
+			if s.Name == "SSHDGroupRestriction" && s.Status == "warning" {
+				warned = true
+			}
+		}
+		if !warned {
+			t.Errorf("no AllowGroups warning in the failed run's status: %+v", st.Substatus)
+		}
+	})
+}
+
 // TestOldOpenSSHWarning: the OpenSSH version comes from the package
 // database (the query that looks for the obsolete packages): a machine
 // whose openssh-server package is 7.4 gets the certificate-signature
