@@ -292,7 +292,7 @@ func (r *Report) Rows() []Row {
 		med := Median(res.Ratios(false))
 		rows = append(rows,
 			Row{fmt.Sprintf("Fresh install overhead, %s (%s): median ratio handler install / bare, %d pairs", label, res.Distro, len(res.Pairs)),
-				fmt.Sprintf("%.2f (pairs %.2f–%.2f; medians %s vs %s)", med, Min(res.Ratios(false)), Max(res.Ratios(false)),
+				fmt.Sprintf("%.3f (pairs %.2f–%.2f; medians %s vs %s)", med, Min(res.Ratios(false)), Max(res.Ratios(false)),
 					secs(Median(res.column(func(p ABPair) float64 { return p.Install }))),
 					secs(Median(res.column(func(p ABPair) float64 { return p.BareTotal })))),
 				fmt.Sprintf("≤ %.2f", TargetInstallRatio), verdict(med <= TargetInstallRatio)},
@@ -431,7 +431,7 @@ func (r *Report) notes(b *strings.Builder) {
 		if narrow {
 			// A met target this close is a coin toss on a shared machine:
 			// say so, and where the difference goes, as for a miss.
-			p("**Fresh install overhead, %s (%s): met narrowly.** The median ratio, %.2f, is within %.2f of the target (this run's pairs: ",
+			p("**Fresh install overhead, %s (%s): met narrowly.** The median ratio, %.3f, is within %.2f of the target (this run's pairs: ",
 				res.Manager, res.Distro, Median(res.Ratios(false)), narrowMargin)
 			p("%.2f–%.2f), so a busier run can miss it. ", Min(res.Ratios(false)), Max(res.Ratios(false)))
 		} else {
