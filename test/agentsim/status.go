@@ -37,6 +37,16 @@ type SubStatus struct {
 	Message      string
 }
 
+// Find returns the first substatus with the given name.
+func (st AgentStatus) Find(name string) (SubStatus, bool) {
+	for _, s := range st.Substatus {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return SubStatus{}, false
+}
+
 // Status-file limits of the agent.
 const (
 	maxStatusFileSize    = 128 * 1024

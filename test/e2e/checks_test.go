@@ -211,13 +211,7 @@ func TestSSHDWarningsOnFailure(t *testing.T) {
 			t.Fatalf("want exit 20, got %v", verbs(res))
 		}
 		st := w.WantStatus(h, 0, "error", 20)
-		var warned bool
-		for _, s := range st.Substatus {
-			if s.Name == "SSHDGroupRestriction" && s.Status == "warning" {
-				warned = true
-			}
-		}
-		if !warned {
+		if s, ok := st.Find("SSHDGroupRestriction"); !ok || s.Status != "warning" {
 			t.Errorf("no AllowGroups warning in the failed run's status: %+v", st.Substatus)
 		}
 	})
@@ -246,14 +240,8 @@ func TestOldOpenSSHWarning(t *testing.T) {
 		h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
 		w.MustApply(h, 0, w.Pinned())
 		st := w.WantStatus(h, 0, "success", 0)
-		found := false
-		for _, s := range st.Substatus {
-			if s.Name == "OpenSSHVersion" && s.Status == "warning" && strings.Contains(s.Message, "OpenSSH 7.4") &&
-				strings.Contains(s.Message, "PubkeyAcceptedKeyTypes=+ssh-rsa-cert-v01@openssh.com") {
-				found = true
-			}
-		}
-		if !found {
+		if s, ok := st.Find("OpenSSHVersion"); !ok || s.Status != "warning" || !strings.Contains(s.Message, "OpenSSH 7.4") ||
+			!strings.Contains(s.Message, "PubkeyAcceptedKeyTypes=+ssh-rsa-cert-v01@openssh.com") {
 			t.Errorf("no OpenSSH 7.4 warning in %+v", st.Substatus)
 		}
 	})

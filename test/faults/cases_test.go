@@ -308,12 +308,8 @@ func (f *fx) recover(seq int) {
 
 // substatus returns the message of the named substatus ("" if absent).
 func substatus(st agentsim.AgentStatus, name string) string {
-	for _, s := range st.Substatus {
-		if s.Name == name {
-			return s.Message
-		}
-	}
-	return ""
+	s, _ := st.Find(name)
+	return s.Message
 }
 
 // ---- crashes -------------------------------------------------------------
