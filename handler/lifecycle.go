@@ -283,7 +283,7 @@ func (r *run) converge(ctx context.Context) outcome {
 	if pub.RepositoryURL != "" {
 		cfg.Location, cfg.Mirror = repo.Location{Base: pub.RepositoryURL}, true
 	}
-	cfg.Pins = pub.Fingerprints()
+	cfg.Pins, cfg.CustomPins = pub.Fingerprints(), pub.CustomPins()
 	cfg.ConfigHash = configHash(pub)
 
 	// Write the marker before changing anything (the shipped extension's
@@ -306,6 +306,11 @@ func (r *run) converge(ctx context.Context) outcome {
 		return outcome{err: err, substatus: subs}
 	}
 	subs = withSSHDWarnings(subs)
+	if p.Unlisted() {
+		msg := releaseWarning(p, res)
+		r.summary.say("%s", msg)
+		subs = append(subs, agent.Substatus{Name: "Release", Status: agent.Warning, Message: msg})
+	}
 	subs = append([]agent.Substatus{{Name: "Repository", Status: agent.Success, Message: repoMessage(res)}}, subs...)
 	r.summary.say("Repository: %s.", repoMessage(res))
 	return outcome{message: successMessage(res.Packages), substatus: subs, mrseq: r.verb == Enable}
@@ -406,6 +411,23 @@ func describe(p distro.Platform) string {
 		return p.OS.PrettyName
 	}
 	return p.OS.ID + " " + p.OS.VersionID
+}
+
+// releaseWarning says that the release is outside Microsoft's published
+// support table, and why it was installed all the same.
+func releaseWarning(p distro.Platform, res *installer.Result) string {
+	switch p.Listing {
+	case distro.Newer:
+		why := res.RepoURL + " offers aadsshlogin"
+		if res.Offer != nil {
+			why = res.Offer.URL + " " + res.Offer.Why
+		}
+		return fmt.Sprintf("%s is newer than the releases in Microsoft's published support table (%s). aadsshlogin was installed because this release's own repository offers it (%s); Microsoft may not support SSH login with Microsoft Entra ID on this release yet.",
+			describe(p), distro.LearnMoreURL, why)
+	default:
+		return fmt.Sprintf("%s is not in Microsoft's published support table (%s); aadsshlogin was installed from %s, the repository of the release it rebuilds. Microsoft may not support SSH login with Microsoft Entra ID on this release yet.",
+			describe(p), distro.LearnMoreURL, res.RepoURL)
+	}
 }
 
 func successMessage(pkgs map[string]string) string {

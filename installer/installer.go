@@ -49,6 +49,10 @@ type Config struct {
 	Mirror bool
 	// Pins are the trusted signing-key fingerprints.
 	Pins []string
+	// CustomPins is true when Pins come from the signingKeyFingerprints
+	// setting: then every published key file the repository host serves is
+	// fetched, and each pinned one is trusted (a mirror may sign with any).
+	CustomPins bool
 	// HandlerVersion and ConfigHash are recorded in the state.
 	HandlerVersion string
 	ConfigHash     string
@@ -95,8 +99,11 @@ type Result struct {
 	Packages map[string]string // name -> version now installed
 	RepoURL  string            // repository in use
 	Reused   string            // the image's own repository id, when reused
-	KeyFP    string            // fingerprint of the key trusted for it
+	KeyFP    string            // fingerprints of the keys trusted for it
 	Notes    []string          // decisions worth telling the user (flavor fallback, pinning)
+	// Offer is what the repository said before anything was written, for
+	// a release newer than the support table (nil otherwise).
+	Offer *repo.Offer
 }
 
 // Install converges the machine: the repository and key configured, the
@@ -283,28 +290,21 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 type resolution struct {
 	def   repo.Definition
 	key   *keys.Key
+	offer *repo.Offer
 	notes []string
 	err   error
 }
 
-// resolveRepository downloads and pin-checks the signing key and chooses
-// the repository folder. It only reads (files and the network), so it can
-// run beside other work.
+// resolveRepository chooses the repository folder, asks it whether it
+// offers aadsshlogin when the release is newer than the support table, and
+// downloads and pin-checks the signing keys. It only reads (files and the
+// network), so it can run beside other work.
 func (c Config) resolveRepository(ctx context.Context) resolution {
 	p := c.Platform
 	if !c.Mirror && (p.Family == distro.FamilyMariner || p.Family == distro.FamilyAzureLinux) {
 		if id, ok := repo.FindReusable(c.Root, p); ok {
 			return resolution{def: repo.Definition{Reuse: true, ReuseRepoID: id}}
 		}
-	}
-	keyURL := c.Location.KeyURL()
-	raw, err := keys.Fetch(ctx, c.HTTP, keyURL)
-	if err != nil {
-		return resolution{err: err}
-	}
-	key, err := keys.Trust(raw, keyURL, c.Pins)
-	if err != nil {
-		return resolution{err: err}
 	}
 	flavor, note, err := repo.ChooseFlavor(ctx, c.HTTP, p, c.Location)
 	if err != nil {
@@ -319,7 +319,58 @@ func (c Config) resolveRepository(ctx context.Context) resolution {
 	if err != nil {
 		return resolution{err: err}
 	}
-	return resolution{def: def, key: key, notes: notes}
+	var offer *repo.Offer
+	if p.Listing == distro.Newer {
+		// Never another release's packages: the repository of this
+		// release must offer aadsshlogin, or nothing is changed.
+		o, err := repo.Offers(ctx, c.HTTP, p, def)
+		if err != nil {
+			return resolution{err: err}
+		}
+		c.Log.WithFields(logrus.Fields{"url": o.URL, "offered": o.Offered, "why": o.Why}).Info("asked the repository of a release newer than the support table")
+		if !o.Offered {
+			return resolution{err: failure.New(failure.Unsupported, nil,
+				"%s is newer than the releases in the extension's support table, and packages.microsoft.com has no aadsshlogin for it yet: %s %s. Nothing was changed on the VM. Use a supported release (see %s), or apply the extension again once Microsoft publishes aadsshlogin for this release.",
+				describe(p), o.URL, o.Why, distro.LearnMoreURL)}
+		}
+		offer = &o
+	}
+	key, err := keys.FetchTrusted(ctx, c.HTTP, c.keySource(), c.Pins)
+	if err != nil {
+		return resolution{err: err}
+	}
+	return resolution{def: def, key: key, offer: offer, notes: notes}
+}
+
+// keySource names the key files to download for the repository. With the
+// default pins and a release whose key the table names, that one file
+// must be served. Otherwise (a mirror with its own pins, or a release newer
+// than the table) every published key is asked for, the release's own
+// first and then the newest, and the host may lack some of them.
+func (c Config) keySource() keys.Source {
+	src := keys.Source{Base: c.Location.Base}
+	primary := c.Platform.KeyFile
+	if primary != "" && !c.CustomPins {
+		src.Files, src.AllRequired = []string{primary}, true
+		return src
+	}
+	if primary != "" {
+		src.Files = append(src.Files, primary)
+	}
+	files := keys.Files()
+	for i := len(files) - 1; i >= 0; i-- {
+		if files[i] != primary {
+			src.Files = append(src.Files, files[i])
+		}
+	}
+	return src
+}
+
+func describe(p distro.Platform) string {
+	if p.OS.PrettyName != "" {
+		return p.OS.PrettyName
+	}
+	return strings.TrimSpace(p.OS.ID + " " + p.OS.VersionID)
 }
 
 // configureRepository writes the signing key and the repository definition
@@ -330,6 +381,7 @@ func (c Config) configureRepository(ctx context.Context, j *journal, state *Stat
 	}
 	def, key := rs.def, rs.key
 	res.Notes = append(res.Notes, rs.notes...)
+	res.Offer = rs.offer
 	if def.Reuse {
 		id := def.ReuseRepoID
 		res.Reused, state.ReusedRepo = id, id
@@ -351,20 +403,8 @@ func (c Config) configureRepository(ctx context.Context, j *journal, state *Stat
 	state.Keyring, state.KeyringSHA256 = def.KeyringPath, sha256Hex(keyData)
 
 	if c.Packages.Kind() != pkgmgr.Apt {
-		for _, fp := range key.Fingerprints {
-			name := "gpg-pubkey-" + strings.ToLower(fp[len(fp)-8:])
-			if imported, _ := c.Packages.Installed(ctx, name); imported[name] != "" {
-				continue
-			}
-			if err := c.Packages.ImportKey(ctx, def.KeyringPath); err != nil {
-				return repo.Definition{}, err
-			}
-			fp := fp
-			j.add("remove imported key "+fp, func(ctx context.Context) error { return c.Packages.RemoveKey(ctx, fp) })
-			if !slices.Contains(state.ImportedKeys, fp) {
-				state.ImportedKeys = append(state.ImportedKeys, fp)
-			}
-			break // one import brings in every key of the file
+		if err := c.importKeys(ctx, j, state, def.KeyringPath, key.Fingerprints); err != nil {
+			return repo.Definition{}, err
 		}
 	}
 
@@ -380,6 +420,41 @@ func (c Config) configureRepository(ctx context.Context, j *journal, state *Stat
 	}
 	state.RepoFile, state.RepoFileSHA256, state.RepoURL = def.Path, sha256Hex(def.Content), def.RepoURL
 	return def, nil
+}
+
+// importKeys makes the rpm database trust every key of the keyring file
+// that it does not trust yet, and records each of those (by its whole
+// fingerprint) for rollback and uninstall: a key that was there before is
+// left alone, and no imported key is forgotten.
+func (c Config) importKeys(ctx context.Context, j *journal, state *State, path string, fps []string) error {
+	trusted, err := c.Packages.TrustedKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the keys the rpm database trusts: %w", err)
+	}
+	var missing []string
+	for _, fp := range fps {
+		if _, ok := trusted[fp]; !ok {
+			missing = append(missing, fp)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	// Recorded before the import: an import cut short may have brought in
+	// some of the keys; removing one that is absent is no error.
+	for _, fp := range missing {
+		j.add("remove imported key "+fp, func(ctx context.Context) error { return c.Packages.RemoveKey(ctx, fp) })
+	}
+	// One import brings in every key of the file (one armored block each).
+	if err := c.Packages.ImportKey(ctx, path); err != nil {
+		return err
+	}
+	for _, fp := range missing {
+		if !slices.Contains(state.ImportedKeys, fp) {
+			state.ImportedKeys = append(state.ImportedKeys, fp)
+		}
+	}
+	return nil
 }
 
 // installPackage installs or upgrades one package and records how to undo

@@ -19,12 +19,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/aadsshlogin/handler/failure"
+	"github.com/aadsshlogin/handler/installer/keys"
 )
 
-// DefaultFingerprint is the primary-key fingerprint of "Microsoft (Release
-// signing) <gpgsecurity@microsoft.com>", the key at
-// https://packages.microsoft.com/keys/microsoft.asc.
-const DefaultFingerprint = "BC528686B50D79E339D3721CEB3E94ADBE1229CF"
+// DefaultFingerprints are the fingerprints pinned without settings: every
+// key packages.microsoft.com publishes (installer/keys), oldest first.
+func DefaultFingerprints() []string { return keys.MicrosoftFingerprints() }
 
 const (
 	keyRepositoryURL = "repositoryUrl"
@@ -41,11 +41,14 @@ type Public struct {
 	SigningKeyFingerprints []string
 }
 
+// CustomPins reports whether the settings replace the default pin list.
+func (p Public) CustomPins() bool { return len(p.SigningKeyFingerprints) > 0 }
+
 // Fingerprints returns the fingerprints to pin: the configured ones or
-// Microsoft's key. The result is a fresh slice.
+// Microsoft's published keys. The result is a fresh slice.
 func (p Public) Fingerprints() []string {
 	if len(p.SigningKeyFingerprints) == 0 {
-		return []string{DefaultFingerprint}
+		return DefaultFingerprints()
 	}
 	return append([]string(nil), p.SigningKeyFingerprints...)
 }
@@ -173,7 +176,7 @@ func parseFingerprints(value json.RawMessage) ([]string, error) {
 		return nil, bad("publicSettings.%s must be a list of key fingerprints (40 hexadecimal digits each), got %s.", keyFingerprints, clip(string(value)))
 	}
 	if len(list) == 0 {
-		return nil, bad("publicSettings.%s must not be empty. List at least one key fingerprint, or remove the key to trust Microsoft's key (%s).", keyFingerprints, DefaultFingerprint)
+		return nil, bad("publicSettings.%s must not be empty. List at least one key fingerprint, or remove the key to trust Microsoft's keys (%s).", keyFingerprints, strings.Join(DefaultFingerprints(), ", "))
 	}
 	out := make([]string, 0, len(list))
 	seen := map[string]bool{}

@@ -19,7 +19,7 @@ func TestParsePublicDefaults(t *testing.T) {
 		if !reflect.DeepEqual(p, Public{}) {
 			t.Fatalf("%q: got %+v", in, p)
 		}
-		if fps := p.Fingerprints(); !reflect.DeepEqual(fps, []string{DefaultFingerprint}) {
+		if fps := p.Fingerprints(); !reflect.DeepEqual(fps, []string{"BC528686B50D79E339D3721CEB3E94ADBE1229CF", "AA86F75E427A19DD33346403EE4D7792F748182B"}) {
 			t.Fatalf("default fingerprints %v", fps)
 		}
 	}
@@ -39,14 +39,14 @@ func TestParsePublicValid(t *testing.T) {
 	}
 	want := Public{
 		RepositoryURL:          "https://mirror.example.com:8443/pmc",
-		SigningKeyFingerprints: []string{DefaultFingerprint, "AA86F75E427A19DD33346403EE4D7792F748182B"},
+		SigningKeyFingerprints: []string{"BC528686B50D79E339D3721CEB3E94ADBE1229CF", "AA86F75E427A19DD33346403EE4D7792F748182B"},
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Fatalf("got %+v", p)
 	}
 	fps := p.Fingerprints()
 	fps[0] = "changed"
-	if p.SigningKeyFingerprints[0] != DefaultFingerprint {
+	if p.SigningKeyFingerprints[0] != "BC528686B50D79E339D3721CEB3E94ADBE1229CF" {
 		t.Fatal("Fingerprints shares the slice")
 	}
 }

@@ -194,3 +194,8 @@ func (y *yumLike) ImportKey(ctx context.Context, path string) error {
 func (y *yumLike) RemoveKey(ctx context.Context, fingerprint string) error {
 	return y.rpmRemoveKey(ctx, fingerprint)
 }
+
+// TrustedKeys implements Manager.
+func (y *yumLike) TrustedKeys(ctx context.Context) (map[string]string, error) {
+	return y.rpmTrustedKeys(ctx)
+}

@@ -136,3 +136,8 @@ func (z *zypper) ImportKey(ctx context.Context, path string) error { return z.rp
 func (z *zypper) RemoveKey(ctx context.Context, fingerprint string) error {
 	return z.rpmRemoveKey(ctx, fingerprint)
 }
+
+// TrustedKeys implements Manager.
+func (z *zypper) TrustedKeys(ctx context.Context) (map[string]string, error) {
+	return z.rpmTrustedKeys(ctx)
+}
