@@ -417,7 +417,9 @@ func (a *apt) ImportKey(context.Context, string) error { return nil }
 func (a *apt) RemoveKey(context.Context, string) error { return nil }
 
 // TrustedKeys implements Manager: apt trusts keys per source (signed-by=).
-func (a *apt) TrustedKeys(context.Context) (map[string]string, error) { return map[string]string{}, nil }
+func (a *apt) TrustedKeys(context.Context) (map[string]string, error) {
+	return map[string]string{}, nil
+}
 
 func tailLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
