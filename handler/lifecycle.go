@@ -306,6 +306,15 @@ func (r *run) converge(ctx context.Context) outcome {
 		return outcome{err: err, substatus: subs}
 	}
 	subs = withSSHDWarnings(subs)
+	if _, ok := res.Packages[installer.SELinuxPackageName]; ok {
+		// Only now is aad_permissions loaded: whether it covers the
+		// policy's sshd_session_t domain can be asked only after the
+		// install (docs/selinux.md).
+		for _, w := range checks.SELinuxWarnings(ctx, r.opts.Runner, r.opts.Root) {
+			r.summary.say("%s", w.Message)
+			subs = append(subs, agent.Substatus{Name: w.Name, Status: agent.Warning, Message: w.Message})
+		}
+	}
 	if p.Unlisted() {
 		msg := releaseWarning(p, res)
 		r.summary.say("%s", msg)

@@ -270,5 +270,32 @@ func TestSELinuxPolicyInstalled(t *testing.T) {
 		if !strings.Contains(st.Message, "SELinux") {
 			t.Errorf("status does not mention the SELinux module: %q", st.Message)
 		}
+		if sub, ok := st.Find("SELinux"); ok {
+			t.Errorf("an SELinux warning without an enforcing policy: %+v", sub)
+		}
+	})
+}
+
+// TestSELinuxSessionDomainWarning: on an enforcing machine whose loaded
+// policy defines sshd_session_t (RHEL 10), the install succeeds and the
+// status carries the SELinux warning with its remedy. The root has no
+// selinuxfs of its own: /sys/fs/selinux/enforce says "enforcing", and a
+// plain context file accepts every context as a loaded policy that defines
+// it would. On the machine without them (TestSELinuxPolicyInstalled's), no
+// warning: what cannot be determined is never reported as a problem.
+func TestSELinuxSessionDomainWarning(t *testing.T) {
+	sandbox.RunIsolated(t, func(t *testing.T) {
+		w := newWorld(t, "rhel-10.1", sandbox.NetworkOptions{})
+		w.Root.InstallLocalPackage(t, w.Fx.RPM("selinux-policy-targeted", "38.1.35"))
+		w.Root.WriteFile("/sys/fs/selinux/enforce", "1", 0o644)
+		w.Root.WriteFile("/sys/fs/selinux/context", "", 0o644)
+		h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+		w.MustApply(h, 0, w.Pinned())
+		st := w.WantStatus(h, 0, "success", 0)
+		sub, ok := st.Find("SELinux")
+		if !ok || sub.Status != "warning" || !strings.Contains(sub.Message, "sshd_session_t") ||
+			!strings.Contains(sub.Message, "semanage permissive -a sshd_session_t") {
+			t.Fatalf("no SELinux warning with the remedy: %+v", st)
+		}
 	})
 }
