@@ -29,6 +29,10 @@ var matrix = []matrixCase{
 	{distro: "ubuntu-24.04", repoFile: aptList, repoURL: pmc + "/repos/microsoft-ubuntu-noble-prod noble main"},
 	{distro: "debian-9", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-stretch-prod stretch main"},
 	{distro: "debian-12", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-bookworm-prod bookworm main"},
+	{distro: "debian-11-real", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-bullseye-prod bullseye main",
+		note: "a real Debian 11 root: its own apt 2.2, dpkg and OpenSSH 8.4"},
+	{distro: "debian-12-real", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-bookworm-prod bookworm main",
+		note: "a real Debian 12 root: its own apt 2.6, dpkg and OpenSSH 9.2"},
 	{distro: "rhel-7.9", repoFile: yumRepo, repoURL: pmc + "/rhel/7/prod/"},
 	{distro: "rhel-8.10", repoFile: yumRepo, repoURL: pmc + "/rhel/8/prod/"},
 	{distro: "rhel-9.4", repoFile: yumRepo, repoURL: pmc + "/rhel/9/prod/"},
@@ -184,4 +188,35 @@ func TestDefaultKeyIsPinned(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestDebian13RealRootBeforeTrixieSupport pins today's behaviour on a real
+// Debian 13 root (apt 3.0, sqv, OpenSSH 10): Debian 13 is newer than the
+// support table, so the handler refuses with 51, names Debian 13 and
+// changes nothing. Change this test when the handler learns to install on a
+// release newer than the table from repos/microsoft-debian-trixie-prod.
+func TestDebian13RealRootBeforeTrixieSupport(t *testing.T) {
+	sandbox.RunIsolated(t, func(t *testing.T) {
+		w := newWorld(t, "debian-13-real", sandbox.NetworkOptions{})
+		if got := w.Root.ReadFile("/etc/debian_version"); !strings.HasPrefix(got, "13.") {
+			t.Fatalf("not a real Debian 13 root: /etc/debian_version %q", got)
+		}
+		h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+		before := w.Baseline()
+		res, err := w.Apply(h, 0, w.Pinned())
+		if err == nil {
+			t.Fatal("install succeeded on Debian 13")
+		}
+		if got := lastExit(t, res, agentsim.Install); got != 51 {
+			t.Fatalf("install exit %d, want 51", got)
+		}
+		st := w.WantStatus(h, 0, "error", 51)
+		if !strings.Contains(st.Message, "Debian") || !strings.Contains(st.Message, "13") || !strings.Contains(st.Message, "Supported") {
+			t.Errorf("message should name Debian 13 and the supported list: %q", st.Message)
+		}
+		w.WantUnchangedSince(before)
+		if w.Installed("aadsshlogin") != "" {
+			t.Error("aadsshlogin installed on Debian 13")
+		}
+	})
 }
