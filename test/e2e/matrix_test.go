@@ -32,6 +32,12 @@ var matrix = []matrixCase{
 	{distro: "ubuntu-24.04", repoFile: aptList, repoURL: pmc + "/repos/microsoft-ubuntu-noble-prod noble main"},
 	{distro: "debian-9", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-stretch-prod stretch main"},
 	{distro: "debian-12", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-bookworm-prod bookworm main"},
+	{distro: "debian-11-real", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-bullseye-prod bullseye main",
+		note: "a real Debian 11 root: its own apt 2.2, dpkg and OpenSSH 8.4"},
+	{distro: "debian-12-real", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-bookworm-prod bookworm main",
+		note: "a real Debian 12 root: its own apt 2.6, dpkg and OpenSSH 9.2"},
+	{distro: "debian-13-real", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-trixie-prod trixie main", unlisted: true,
+		note: "a real Debian 13 root: apt 3.0 with sqv, dpkg 1.22 and OpenSSH 10; newer than the table"},
 	// Newer than the table: installed because the release's own repository
 	// (signed with the second key) offers aadsshlogin.
 	{distro: "debian-13", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-trixie-prod trixie main", unlisted: true},

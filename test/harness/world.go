@@ -32,14 +32,14 @@ func NewWorld(t *testing.T, distro string, o sandbox.NetworkOptions) *World {
 	t.Helper()
 	spec, ok := sandbox.Distros[distro]
 	if !ok {
-		t.Fatalf("no distro look-alike %q", distro)
+		t.Fatalf("no distro look-alike or real root %q", distro)
 	}
 	if o.IMDS.AzEnvironment == "" {
 		o.IMDS.AzEnvironment = "AzurePublicCloud"
 	}
 	fx := fixtures.Get(t)
 	n := sandbox.StartNetwork(t, fx, o)
-	root := sandbox.NewRoot(t, sandbox.Image(t), spec, n)
+	root := sandbox.NewRoot(t, sandbox.ImageFor(t, spec), spec, n)
 	return &World{
 		T: t, Fx: fx, Net: n, Root: root, Zips: LoadZips(t),
 		Agent: &agentsim.Agent{Root: root.Dir},

@@ -5,10 +5,19 @@ import (
 	"strings"
 )
 
-// DistroSpec describes a distribution look-alike built on the Debian image.
+// DistroSpec describes a distribution look-alike built on the Debian image,
+// or (Suite set) a real Debian root.
 type DistroSpec struct {
-	Name      string // "ubuntu-22.04", "rhel-9.4", ...
-	OSRelease string // full /etc/os-release content
+	Name string // "ubuntu-22.04", "rhel-9.4", "debian-13-real", ...
+	// Suite, when set, means a real Debian root of this suite ("bullseye",
+	// "bookworm", "trixie"), built with mmdebstrap (RealImage), instead of
+	// the look-alike: its own os-release and identity files are kept (NewRoot
+	// checks that they match OSRelease), and its apt, dpkg and OpenSSH are
+	// that release's.
+	Suite string
+	// OSRelease is the full /etc/os-release content written into a
+	// look-alike, or the content expected of a real root.
+	OSRelease string
 	Family    string // "deb" or "rpm"
 	// Manager is the package manager the real distribution uses: "apt",
 	// "dnf", "yum", "tdnf" or "zypper" (yum and tdnf are dnf symlinks here).
@@ -101,7 +110,16 @@ func suse(name, releasever string, kv ...string) DistroSpec {
 	return DistroSpec{Name: name, Family: "rpm", Manager: "zypper", ReleaseVer: releasever, OSRelease: osRelease(kv...)}
 }
 
-// Distros are the look-alikes tests can ask for (read-only).
+// realDebian is a real Debian root of the suite, named debian-<version>-real.
+func realDebian(version, codename string) DistroSpec {
+	d := debian(version, codename)
+	d.Name += "-real"
+	d.Suite = codename
+	d.ReleaseFiles = nil
+	return d
+}
+
+// Distros are the look-alikes and real roots tests can ask for (read-only).
 var Distros = map[string]DistroSpec{
 	"ubuntu-14.04": ubuntu("14.04", "14.04.6", "", "Trusty Tahr"),
 	"ubuntu-16.04": ubuntu("16.04", "16.04.7", "xenial", "Xenial Xerus"),
@@ -115,6 +133,10 @@ var Distros = map[string]DistroSpec{
 	"debian-11":    debian("11", "bullseye"),
 	"debian-12":    debian("12", "bookworm"),
 	"debian-13":    debian("13", "trixie"),
+	// Real Debian roots (their own apt 2.2, 2.6 and 3.0).
+	"debian-11-real": realDebian("11", "bullseye"),
+	"debian-12-real": realDebian("12", "bookworm"),
+	"debian-13-real": realDebian("13", "trixie"),
 	"rhel-7.9": rhelLike("rhel-7.9", "yum", "7", "Red Hat Enterprise Linux Server release 7.9 (Maipo)",
 		"NAME", `"Red Hat Enterprise Linux Server"`, "VERSION", `"7.9 (Maipo)"`, "ID", `"rhel"`, "ID_LIKE", `"fedora"`,
 		"VARIANT", `"Server"`, "VARIANT_ID", `"server"`, "VERSION_ID", `"7.9"`,

@@ -19,22 +19,46 @@ import (
 // imageRevision is part of the image cache key; bump it to force a rebuild.
 const imageRevision = "image-1"
 
-// ImageSuite is the Debian release the image is built from.
+// ImageSuite is the Debian release the look-alike image is built from.
 const ImageSuite = "bookworm"
 
 // FallbackMirror is used when the host's apt sources name no Debian mirror.
 const FallbackMirror = "http://deb.debian.org/debian"
 
-// ImagePackages are installed on top of --variant=apt.
+// ImagePackages are installed on top of --variant=apt in the look-alike
+// image.
 var ImagePackages = []string{
 	"ca-certificates", "dnf", "zypper", "rpm", "busybox-static", "openssh-server", "iproute2", "libpam-runtime",
 }
 
-// imageArgs are the mmdebstrap options (except the mirror and the output).
-func imageArgs() []string {
+// RealPackages are installed on top of --variant=apt in real Debian roots:
+// what the handler runs (sshd -T, ssh-keygen, pam-auth-update, openssl for
+// protected settings) and what NewRoot needs (openssl for the CA's hash
+// link, the CA bundle). The fixture .debs depend on nothing.
+var RealPackages = []string{"ca-certificates", "openssh-server", "libpam-runtime", "openssl"}
+
+// ImageSpec is one mmdebstrap image: a Debian suite and the packages
+// installed on top of mmdebstrap's apt variant.
+type ImageSpec struct {
+	Suite    string
+	Packages []string
+}
+
+// LookAlikeImage is the image every look-alike distribution is made from.
+var LookAlikeImage = ImageSpec{Suite: ImageSuite, Packages: ImagePackages}
+
+// RealImage is the image of a real Debian root of suite ("bullseye",
+// "bookworm", "trixie").
+func RealImage(suite string) ImageSpec {
+	return ImageSpec{Suite: suite, Packages: RealPackages}
+}
+
+// args are the mmdebstrap options (except the suite, the mirror and the
+// output).
+func (s ImageSpec) args() []string {
 	return []string{
 		"--variant=apt",
-		"--include=" + strings.Join(ImagePackages, ","),
+		"--include=" + strings.Join(s.Packages, ","),
 		"--dpkgopt=path-exclude=/usr/share/man/*",
 		"--dpkgopt=path-exclude=/usr/share/locale/*",
 		"--dpkgopt=path-exclude=/usr/share/doc/*",
@@ -43,64 +67,119 @@ func imageArgs() []string {
 	}
 }
 
-// ImageKey names the cache directory: a hash of the build options.
-func ImageKey() string {
+// Key names the cache directory: a hash of the suite and the build options.
+func (s ImageSpec) Key() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s", imageRevision, ImageSuite, strings.Join(imageArgs(), "\x00"))
+	fmt.Fprintf(h, "%s\x00%s\x00%s", imageRevision, s.Suite, strings.Join(s.args(), "\x00"))
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// ImageDir is the cache directory of the image (it holds image.tar.zst and
-// rootfs/ once built).
-func ImageDir() string {
-	return filepath.Join(fixtures.CacheRoot(), "image-"+ImageKey())
+// Dir is the cache directory of the image under the cache root (it holds
+// image.tar.zst and rootfs/ once built).
+func (s ImageSpec) Dir() string {
+	return filepath.Join(fixtures.CacheRoot(), "image-"+s.Key())
+}
+
+// ImageKey is the cache key of the look-alike image.
+func ImageKey() string { return LookAlikeImage.Key() }
+
+// ImageDir is the cache directory of the look-alike image.
+func ImageDir() string { return LookAlikeImage.Dir() }
+
+type imageResult struct {
+	root string
+	err  error
 }
 
 var (
-	imageOnce sync.Once
-	imageRoot string
-	imageErr  error
+	imagesMu sync.Mutex
+	images   = map[string]imageResult{} // image key -> rootfs or error, once loaded or built
 )
 
-// Image returns the unpacked, cached image (the rootfs directory). It
-// builds the image when the cache is empty, which needs the network: in
-// the isolated child (no network) it only loads, so RunIsolated prepares
-// the image in the parent first. The returned tree is shared by all tests
-// and must never be modified: use it only as an overlay lower layer.
+// Image returns the unpacked, cached look-alike image (the rootfs
+// directory). It builds the image when the cache is empty, which needs the
+// network: in the isolated child (no network) it only loads, so
+// RunIsolated prepares the image in the parent first. The returned tree is
+// shared by all tests and must never be modified: use it only as an
+// overlay lower layer.
 func Image(t testing.TB) string {
 	t.Helper()
-	imageOnce.Do(func() {
-		if Isolated() {
-			imageRoot, imageErr = loadImage(ImageDir())
-			if imageErr != nil {
-				imageErr = fmt.Errorf("image not prepared (the parent process builds it before re-exec; call sandbox.Prepare outside RunIsolated): %w", imageErr)
-			}
-			return
-		}
-		imageRoot, imageErr = BuildImage(fixtures.CacheRoot(), func(format string, args ...any) { t.Logf(format, args...) })
-	})
-	if imageErr != nil {
-		t.Fatalf("sandbox image: %v", imageErr)
-	}
-	return imageRoot
+	return imageFor(t, LookAlikeImage)
 }
 
+// ImageFor returns the image a root of spec is made from: the look-alike
+// image, or for a spec with a Suite the real Debian root of that suite. In
+// the isolated child a real root that is not cached yet cannot be built
+// (no network): the child then tells the parent which suite it needs and
+// fails, and RunIsolated's parent builds the image and runs the test once
+// more. So only the real roots the running tests use are ever built.
+func ImageFor(t testing.TB, spec DistroSpec) string {
+	t.Helper()
+	if spec.Suite == "" {
+		return Image(t)
+	}
+	img := RealImage(spec.Suite)
+	if Isolated() {
+		if _, err := loadImage(img.Dir()); err != nil {
+			fmt.Println(needImageMarker + spec.Suite)
+			t.Fatalf("sandbox: the real %s root is not built yet (%v); the parent builds it and runs the test again", spec.Suite, err)
+		}
+	}
+	return imageFor(t, img)
+}
+
+func imageFor(t testing.TB, img ImageSpec) string {
+	t.Helper()
+	imagesMu.Lock()
+	defer imagesMu.Unlock()
+	r, ok := images[img.Key()]
+	if !ok {
+		if Isolated() {
+			r.root, r.err = loadImage(img.Dir())
+			if r.err != nil {
+				r.err = fmt.Errorf("image not prepared (the parent process builds it before re-exec; call sandbox.Prepare outside RunIsolated): %w", r.err)
+			}
+		} else {
+			r.root, r.err = BuildImageSpec(fixtures.CacheRoot(), img, func(format string, args ...any) { t.Logf(format, args...) })
+		}
+		// A failed build is not retried by every later test.
+		images[img.Key()] = r
+	}
+	if r.err != nil {
+		t.Fatalf("sandbox image (%s): %v", img.Suite, r.err)
+	}
+	return r.root
+}
+
+// loadImage returns the rootfs of a complete image directory and marks the
+// entry as used now, so that Prune keeps images that only isolated
+// children load.
 func loadImage(dir string) (string, error) {
 	if _, err := os.Stat(filepath.Join(dir, "complete")); err != nil {
 		return "", fmt.Errorf("image cache %s is incomplete: %w", dir, err)
 	}
+	now := time.Now()
+	_ = os.Chtimes(dir, now, now)
 	return filepath.Join(dir, "rootfs"), nil
 }
 
-// BuildImage builds the image into the cache under cacheRoot unless it is
-// there already, and returns the rootfs path. logf may be nil.
+// BuildImage builds the look-alike image into the cache under cacheRoot
+// unless it is there already, and returns the rootfs path. logf may be nil.
 func BuildImage(cacheRoot string, logf func(string, ...any)) (string, error) {
+	return BuildImageSpec(cacheRoot, LookAlikeImage, logf)
+}
+
+// BuildImageSpec builds img into the cache under cacheRoot unless it is
+// there already, and returns the rootfs path. Concurrent builders of the
+// same image wait for each other (a lock per entry). logf may be nil.
+func BuildImageSpec(cacheRoot string, img ImageSpec, logf func(string, ...any)) (string, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	final := filepath.Join(cacheRoot, "image-"+ImageKey())
-	// Best effort: images of earlier keys take ~370 MB each.
-	if removed, err := fixtures.Prune(cacheRoot, "image-", "image-"+ImageKey(), time.Now()); err != nil {
+	key := img.Key()
+	final := filepath.Join(cacheRoot, "image-"+key)
+	// Best effort: images of earlier keys take 150-370 MB each.
+	if removed, err := fixtures.Prune(cacheRoot, "image-", "image-"+key, time.Now()); err != nil {
 		logf("pruning the image cache: %v", err)
 	} else if len(removed) > 0 {
 		logf("removed stale image cache entries: %s", strings.Join(removed, ", "))
@@ -122,12 +201,12 @@ func BuildImage(cacheRoot string, logf func(string, ...any)) (string, error) {
 	if err := os.RemoveAll(final); err != nil {
 		return "", fmt.Errorf("removing incomplete image: %w", err)
 	}
-	for _, tool := range []string{"mmdebstrap", "zstd", "tar"} {
+	for _, tool := range toolsImage {
 		if _, err := exec.LookPath(tool); err != nil {
 			return "", fmt.Errorf("building the image needs %s: %w", tool, err)
 		}
 	}
-	tmp, err := os.MkdirTemp(cacheRoot, "image-"+ImageKey()+".tmp-")
+	tmp, err := os.MkdirTemp(cacheRoot, "image-"+key+".tmp-")
 	if err != nil {
 		return "", fmt.Errorf("creating image build dir: %w", err)
 	}
@@ -139,8 +218,8 @@ func BuildImage(cacheRoot string, logf func(string, ...any)) (string, error) {
 	}()
 	mirror := HostMirror()
 	tarball := filepath.Join(tmp, "image.tar.zst")
-	args := append(imageArgs(), ImageSuite, tarball, mirror)
-	logf("building image with mmdebstrap from %s (1.5-7 minutes depending on mirror and load)", mirror)
+	args := append(img.args(), img.Suite, tarball, mirror)
+	logf("building the %s image with mmdebstrap from %s (1-7 minutes depending on mirror and load)", img.Suite, mirror)
 	start := time.Now()
 	cmd := exec.Command("mmdebstrap", args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8", "TMPDIR="+tmp)
@@ -156,7 +235,7 @@ func BuildImage(cacheRoot string, logf func(string, ...any)) (string, error) {
 		return "", fmt.Errorf("unpacking image: %w\n%s", err, tail(out, 4000))
 	}
 	info := fmt.Sprintf("suite=%s\nmirror=%s\nargs=%s\nbuilt=%s\nduration=%s\n",
-		ImageSuite, mirror, strings.Join(imageArgs(), " "), time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
+		img.Suite, mirror, strings.Join(img.args(), " "), time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
 	if err := os.WriteFile(filepath.Join(tmp, "complete"), []byte(info), 0o644); err != nil {
 		return "", fmt.Errorf("writing image marker: %w", err)
 	}
@@ -164,7 +243,7 @@ func BuildImage(cacheRoot string, logf func(string, ...any)) (string, error) {
 		return "", fmt.Errorf("publishing image: %w", err)
 	}
 	ok = true
-	logf("image built in %s: %s", time.Since(start).Round(time.Second), final)
+	logf("%s image built in %s: %s", img.Suite, time.Since(start).Round(time.Second), final)
 	return filepath.Join(final, "rootfs"), nil
 }
 
@@ -176,7 +255,9 @@ func tail(b []byte, n int) string {
 }
 
 // HostMirror returns the Debian mirror the host's apt sources use for
-// ImageSuite (one-line .list or deb822 .sources), else FallbackMirror.
+// ImageSuite (one-line .list or deb822 .sources), else FallbackMirror. Every
+// image, of any suite, is built from it: a Debian mirror carries all
+// suites.
 func HostMirror() string {
 	files := []string{"/etc/apt/sources.list"}
 	for _, pat := range []string{"/etc/apt/sources.list.d/*.list", "/etc/apt/sources.list.d/*.sources"} {

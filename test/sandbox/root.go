@@ -112,7 +112,11 @@ func (r *Root) setup() error {
 			return fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
-	if err := r.writeIdentity(); err != nil {
+	if r.Spec.Suite != "" {
+		if err := r.checkRealIdentity(); err != nil {
+			return err
+		}
+	} else if err := r.writeIdentity(); err != nil {
 		return err
 	}
 	if err := r.writeHosts(); err != nil {
@@ -201,6 +205,18 @@ func (r *Root) writeIdentity() error {
 	for p, content := range r.Spec.ReleaseFiles {
 		if err := r.writeFile(p, content, 0o644); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkRealIdentity makes sure a real root is the release its spec names:
+// its own os-release must agree on ID, VERSION_ID and VERSION_CODENAME.
+func (r *Root) checkRealIdentity() error {
+	got := DistroSpec{OSRelease: r.ReadFile("/etc/os-release")}
+	for _, k := range []string{"ID", "VERSION_ID", "VERSION_CODENAME"} {
+		if got.Field(k) != r.Spec.Field(k) {
+			return fmt.Errorf("the real %s root's /etc/os-release has %s=%q, the spec %q", r.Spec.Suite, k, got.Field(k), r.Spec.Field(k))
 		}
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,6 +42,9 @@ const (
 	IMDSAddr = "169.254.169.254"
 
 	childStartMarker = "sandbox: isolated child running "
+	// needImageMarker, followed by a suite, is printed by a child that needs
+	// a real Debian root the cache does not hold yet (see ImageFor).
+	needImageMarker = "sandbox: isolated child needs the real image of "
 )
 
 // Isolated reports whether this process is the isolated child.
@@ -132,7 +136,22 @@ func RunIsolated(t *testing.T, fn func(t *testing.T)) {
 	}
 	Prerequisites(t)
 	Prepare(t)
-	runChild(t)
+	needs := runChild(t, false)
+	if len(needs) == 0 {
+		return
+	}
+	// The child asked for real Debian roots that are not cached: build
+	// them here (the child has no network) and run the test once more.
+	for _, tool := range toolsImage {
+		if _, err := exec.LookPath(tool); err != nil {
+			skipOrFail(t, "the real Debian roots (%s) are built with %s, which is missing (apt-get install -y mmdebstrap zstd)", strings.Join(needs, ", "), tool)
+		}
+	}
+	t.Logf("sandbox: the isolated child needs the real %s root(s); building and running the test again", strings.Join(needs, ", "))
+	for _, suite := range needs {
+		imageFor(t, RealImage(suite))
+	}
+	runChild(t, true)
 }
 
 // runPattern builds the -test.run pattern selecting exactly name.
@@ -144,7 +163,10 @@ func runPattern(name string) string {
 	return strings.Join(parts, "/")
 }
 
-func runChild(t *testing.T) {
+// runChild runs the test in the isolated child. When the child reports that
+// it needs real images (needImageMarker) and this is not the last attempt,
+// it returns their suites instead of failing t.
+func runChild(t *testing.T, last bool) (needs []string) {
 	t.Helper()
 	args := []string{"-test.run=" + runPattern(t.Name()), "-test.v=true", "-test.count=1"}
 	if f := flag.Lookup("test.timeout"); f != nil && f.Value.String() != "" && f.Value.String() != "0s" {
@@ -204,6 +226,11 @@ func runChild(t *testing.T) {
 				skipped = true
 			case strings.Contains(trimmed, "no tests to run"):
 				noTests = true
+			case strings.HasPrefix(trimmed, needImageMarker):
+				suite := strings.TrimPrefix(trimmed, needImageMarker)
+				if !slices.Contains(needs, suite) {
+					needs = append(needs, suite)
+				}
 			}
 			t.Log("│ " + line)
 		})
@@ -214,6 +241,8 @@ func runChild(t *testing.T) {
 	switch {
 	case ctx.Err() != nil:
 		t.Fatalf("sandbox: isolated child killed at the test deadline: %v", ctx.Err())
+	case len(needs) > 0 && !last:
+		return needs
 	case waitErr != nil:
 		t.Fatalf("sandbox: isolated child failed: %v", waitErr)
 	case noTests || !started:
@@ -221,6 +250,7 @@ func runChild(t *testing.T) {
 	case skipped:
 		t.Skip("sandbox: skipped in the isolated child (see above)")
 	}
+	return nil
 }
 
 func relay(r io.Reader, fn func(string)) {
