@@ -507,23 +507,37 @@ func Uninstall(ctx context.Context, c Config, st *State) error {
 			}
 		}
 		for target, backup := range st.Backups {
-			data, err := c.Root.ReadFile(backup)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("restoring %s: %w", target, err))
-				continue
-			}
-			mode := fs.FileMode(0o644)
-			if fi, err := os.Stat(c.Root.Path(backup)); err == nil {
-				mode = fi.Mode().Perm() // the backup kept the user's mode
-			}
-			errs = append(errs, c.Root.WriteFileAtomic(target, data, mode))
-			log.WithField("file", target).Info("restored the user's own file")
+			errs = append(errs, restoreUsersFile(c.Root, log, target, backup))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return failure.New(failure.SystemStateInvalid, err, "The packages were removed, but some repository files could not be cleaned up. See the handler log for the file names.")
 	}
 	return RemoveState(c.Root)
+}
+
+// restoreUsersFile puts the user's file that an install replaced back at
+// target, unless target now holds a file that is not ours either: then the
+// user has written their own since, and it stays (the older copy goes).
+func restoreUsersFile(root sysroot.Root, log logrus.FieldLogger, target, backup string) error {
+	data, err := root.ReadFile(backup)
+	if err != nil {
+		return fmt.Errorf("restoring %s: %w", target, err)
+	}
+	current, cerr := root.ReadFile(target)
+	if cerr == nil && !strings.HasPrefix(string(current), repo.Header) {
+		log.WithFields(logrus.Fields{"file": target, "backup": backup}).Info("the file is the user's again; kept it and dropped the older copy")
+		return root.RemoveIfExists(backup)
+	}
+	mode := fs.FileMode(0o644)
+	if fi, err := os.Stat(root.Path(backup)); err == nil {
+		mode = fi.Mode().Perm() // the backup kept the user's mode
+	}
+	if err := root.WriteFileAtomic(target, data, mode); err != nil {
+		return err
+	}
+	log.WithField("file", target).Info("restored the user's own file")
+	return root.RemoveIfExists(backup)
 }
 
 // withRollbackNote appends to the user message whether the machine was put

@@ -371,3 +371,34 @@ func TestKeySource(t *testing.T) {
 		}
 	}
 }
+
+// TestUninstallRestoresUsersFileOnlyOverOurs: uninstall puts the user's
+// file back over our repository file, but a file the user wrote after the
+// install (not ours) stays as it is.
+func TestUninstallRestoresUsersFileOnlyOverOurs(t *testing.T) {
+	for _, c := range []struct {
+		name, current, want string
+	}{
+		{"ours is replaced by the user's", repo.Header + "\n[packages-microsoft-com-prod]\n", "users\n"},
+		{"the user's newer file stays", "[mine-since]\n", "[mine-since]\n"},
+		{"a deleted file comes back", "", "users\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv, _ := fakePMC(t)
+			cfg, _, root := testConfig(t, platform(t, "rhel", "9.4", ""), srv)
+			backup := StateDir + "/backup/etc__yum.repos.d__microsoft-prod.repo"
+			os.MkdirAll(root.Path(StateDir+"/backup"), 0o700)
+			root.WriteFileAtomic(backup, []byte("users\n"), 0o600)
+			if c.current != "" {
+				root.WriteFileAtomic(repo.YumRepoPath, []byte(c.current), 0o644)
+			}
+			st := &State{RepoFile: repo.YumRepoPath, Backups: map[string]string{repo.YumRepoPath: backup}}
+			if err := Uninstall(context.Background(), cfg, st); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := root.ReadFile(repo.YumRepoPath); string(got) != c.want {
+				t.Errorf("after uninstall %q, want %q", got, c.want)
+			}
+		})
+	}
+}
