@@ -79,7 +79,9 @@ func (m *fakeManager) Installed(_ context.Context, names ...string) (map[string]
 func (m *fakeManager) Refresh(_ context.Context, repoID, file string) error {
 	return m.record("Refresh " + repoID + " " + file)
 }
-func (m *fakeManager) Available(context.Context, string) (bool, error) { return true, m.record("Available") }
+func (m *fakeManager) Available(context.Context, string) (bool, error) {
+	return true, m.record("Available")
+}
 func (m *fakeManager) Install(_ context.Context, pkgs ...pkgmgr.Package) error {
 	var names []string
 	for _, p := range pkgs {
