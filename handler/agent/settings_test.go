@@ -18,6 +18,7 @@ import (
 
 	"github.com/aadsshlogin/handler/cmdrun"
 	"github.com/aadsshlogin/handler/failure"
+	"github.com/aadsshlogin/handler/test/require"
 )
 
 // fakeDecrypter returns a fixed plaintext and records what it was given.
@@ -183,9 +184,7 @@ func TestLoadSettings(t *testing.T) {
 // the thumbprint.
 func testCert(t *testing.T, libDir string) string {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	require.Tools(t, "openssl")
 	tmp := t.TempDir()
 	crt, key := filepath.Join(tmp, "c.crt"), filepath.Join(tmp, "k.pem")
 	run(t, nil, "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,

@@ -24,6 +24,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/aadsshlogin/handler/failure"
+	"github.com/aadsshlogin/handler/test/require"
 )
 
 const microsoftFP = "BC528686B50D79E339D3721CEB3E94ADBE1229CF"
@@ -320,10 +321,8 @@ func TestTrustGarbage(t *testing.T) {
 // TestKeyringWorksWithGpgv checks that apt (which runs gpgv with the
 // signed-by= keyring) accepts signatures made by a key of the Binary output.
 func TestKeyringWorksWithGpgv(t *testing.T) {
-	gpgv, err := exec.LookPath("gpgv")
-	if err != nil {
-		t.Skip("gpgv is not installed")
-	}
+	require.Tools(t, "gpgv")
+	gpgv, _ := exec.LookPath("gpgv")
 	k, other := newTestKey(t), newTestKey(t)
 	ring := append(other.public(t), k.secret(t)...)
 	key, err := Trust(ring, "test", []string{k.fp})
@@ -576,9 +575,7 @@ func TestFetchTrusted(t *testing.T) {
 // keyring of two keys must be two blocks; checked with the real rpm when
 // it is installed.
 func TestRPMImportsEveryArmoredKey(t *testing.T) {
-	if _, err := exec.LookPath("rpm"); err != nil {
-		t.Skip("rpm is not installed")
-	}
+	require.Tools(t, "rpm")
 	ms, _ := os.ReadFile("testdata/microsoft.asc")
 	ms2025, _ := os.ReadFile("testdata/microsoft-2025.asc")
 	k, err := Trust(append(ms, ms2025...), "both", MicrosoftFingerprints())

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/sysroot"
+	"github.com/aadsshlogin/handler/test/require"
 )
 
 // The test binary doubles as the lock holder: started with
@@ -178,7 +179,7 @@ func TestLocksPidFiles(t *testing.T) {
 	root := tempRoot(t)
 	sleeper := exec.Command("sleep", "30")
 	if err := sleeper.Start(); err != nil {
-		t.Skip("no sleep:", err)
+		require.SkipOrFail(t, "cannot start sleep: %v", err)
 	}
 	t.Cleanup(func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() })
 	if err := root.WriteFileAtomic("/var/run/zypp.pid", []byte(strconv.Itoa(sleeper.Process.Pid)+"\n"), 0o644); err != nil {

@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/aadsshlogin/handler/test/fixtures"
+	"github.com/aadsshlogin/handler/test/require"
 )
 
 const (
@@ -37,7 +38,7 @@ const (
 	ChildEnv = "AADSSH_SANDBOX_CHILD"
 	// RequiredEnv=1 turns every skip for a missing prerequisite into a
 	// failure (CI sets it).
-	RequiredEnv = "AADSSH_E2E_REQUIRED"
+	RequiredEnv = require.Env
 	// IMDSAddr is the metadata service address added to lo in the child.
 	IMDSAddr = "169.254.169.254"
 
@@ -51,16 +52,12 @@ const (
 func Isolated() bool { return os.Getenv(ChildEnv) != "" }
 
 // Required reports whether missing prerequisites must fail the test.
-func Required() bool { return os.Getenv(RequiredEnv) == "1" }
+func Required() bool { return require.Required() }
 
 // skipOrFail skips the test, or fails it when RequiredEnv is set.
 func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if Required() {
-		t.Fatalf("%s (%s=1, so this is a failure, not a skip)", msg, RequiredEnv)
-	}
-	t.Skip(msg)
+	require.SkipOrFail(t, format, args...)
 }
 
 // toolsAlways are needed by every isolated test; the others only to fill
