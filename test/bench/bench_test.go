@@ -18,6 +18,7 @@ import (
 
 	"github.com/aadsshlogin/handler/test/agentsim"
 	"github.com/aadsshlogin/handler/test/harness"
+	"github.com/aadsshlogin/handler/test/provenance"
 	"github.com/aadsshlogin/handler/test/sandbox"
 )
 
@@ -114,6 +115,11 @@ func report(t *testing.T, start time.Time, startLoad string) {
 	dir := os.Getenv(outEnv)
 	z := harness.LoadZips(t)
 	r := &Report{Machine: DescribeMachine(time.Now()), Version: z.CurrentVersion, LoadStart: startLoad, LoadEnd: loadAverage()}
+	if stamp, err := provenance.Current(); err != nil {
+		t.Errorf("finding the commit measured: %v", err)
+	} else {
+		r.Stamp = stamp
+	}
 	var apt, dnf ABResult
 	if readSection(dir, "install-apt", &apt) {
 		r.Apt = &apt
