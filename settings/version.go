@@ -9,9 +9,10 @@ const keyVersion = "aadsshloginVersion"
 
 // versionPattern is the version syntax of aadsshlogin on
 // packages.microsoft.com: three dot-separated decimal numbers, such as
-// 1.0.031620001. Nothing else is accepted: no distribution revision (the
-// packages have none worth choosing between: the rpm release is always 1
-// and the .deb carries none), no epoch, no comparison operator, no glob and
+// 1.0.031620001. Nothing else is accepted: no distribution revision (every
+// rpm seen on packages.microsoft.com has release 1 and the .deb files carry
+// none, so there is nothing to choose between), no epoch, no comparison
+// operator, no glob and
 // no leading dash, so the value can neither widen the match nor become an
 // option of apt-get, dnf or zypper.
 var versionPattern = regexp.MustCompile(`^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,12}$`)
