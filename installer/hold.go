@@ -222,6 +222,17 @@ func (c Config) finishHold(ctx context.Context, j *journal, state *State, res *R
 	return nil
 }
 
+// adminLockFailure explains a failed install of a package the
+// administrator's own zypper lock holds; nil for any other package.
+func (h *holdRun) adminLockFailure(name string, cause error) error {
+	if !slices.Contains(h.adminLocked, name) {
+		return nil
+	}
+	return failure.New(failure.PackageManagerFailed, cause,
+		"%s is held by a zypper package lock this extension did not add (see 'sudo zypper locks'), so zypper cannot install version %s. The extension never removes your locks: remove it with 'sudo zypper removelock %s' and re-apply the extension, or install that version yourself.",
+		name, h.version, name)
+}
+
 // note tells the status how aadsshlogin is held.
 func (h *holdRun) note(c Config) string {
 	var how string
@@ -289,14 +300,44 @@ func (c Config) versionNotOffered(ctx context.Context, h *holdRun, repoURL strin
 // the zypper locks this handler added (a locked package cannot be removed)
 // and our apt preferences file. The dnf exclude goes with the repository
 // file.
-func (c Config) releaseHold(ctx context.Context, st *State) error {
+//
+// A zypper lock this handler did not add stays, and zypper then refuses to
+// remove the package ("conflicting requests"): the uninstall stops before,
+// saying whose lock it is and how to remove it.
+func (c Config) releaseHold(ctx context.Context, st *State, names ...string) error {
 	switch pkgmgr.HoldMethodFor(c.Packages.Kind()) {
 	case pkgmgr.HoldLock:
-		if st == nil || st.Hold == nil || len(st.Hold.LocksAdded) == 0 {
+		locker, ok := c.Packages.(pkgmgr.PackageLocker)
+		if !ok {
 			return nil
 		}
-		if locker, ok := c.Packages.(pkgmgr.PackageLocker); ok {
-			return locker.RemovePackageLocks(ctx, st.Hold.LocksAdded...)
+		if st != nil && st.Hold != nil && len(st.Hold.LocksAdded) > 0 {
+			if err := locker.RemovePackageLocks(ctx, st.Hold.LocksAdded...); err != nil {
+				return err
+			}
+		}
+		current, err := locker.PackageLocks(ctx)
+		if err != nil {
+			return lockFailure("list zypper's package locks", "zypper locks", err)
+		}
+		var locked []string
+		for _, n := range names {
+			if slices.Contains(current, n) {
+				locked = append(locked, n)
+			}
+		}
+		if len(locked) == 0 {
+			return nil
+		}
+		installed, err := c.Packages.Installed(ctx, locked...)
+		if err != nil {
+			return err
+		}
+		locked = slices.DeleteFunc(locked, func(n string) bool { _, ok := installed[n]; return !ok })
+		if len(locked) > 0 {
+			return failure.New(failure.PackageManagerFailed, nil,
+				"%s cannot be removed: a zypper package lock this extension did not add holds it (see 'sudo zypper locks'), and the extension never removes your locks. Remove it with 'sudo zypper removelock %s' and uninstall the extension again, or keep the package and its lock.",
+				strings.Join(locked, " and "), strings.Join(locked, " "))
 		}
 	case pkgmgr.HoldPreferences:
 		// Our header identifies the file even when the state is lost.

@@ -202,6 +202,7 @@ func TestZypperHold(t *testing.T) {
 			}
 			return cmdrun.Result{}, nil
 		}},
+		"rpm -q": fakeOut("aadsshlogin\t1.0.027980001-1\n", 0),
 		"zypper --non-interactive removelock": {Func: func(c cmdrun.Cmd) (cmdrun.Result, error) {
 			locks = slices.DeleteFunc(locks, func(n string) bool { return slices.Contains(c.Args[4:], n) })
 			return cmdrun.Result{}, nil
@@ -247,7 +248,7 @@ func TestZypperHold(t *testing.T) {
 	}
 
 	// Uninstall removes the lock we added.
-	if err := c.releaseHold(ctx, st); err != nil || len(locks) != 0 {
+	if err := c.releaseHold(ctx, st, PackageName, SELinuxPackageName); err != nil || len(locks) != 0 {
 		t.Errorf("uninstall: %v, locks %q", err, locks)
 	}
 
@@ -266,8 +267,20 @@ func TestZypperHold(t *testing.T) {
 	if !strings.Contains(res.Notes[0], "held there by your own zypper package lock") {
 		t.Errorf("note %q", res.Notes)
 	}
-	if err := c.releaseHold(ctx, st); err != nil || !slices.Equal(locks, []string{"aadsshlogin"}) {
-		t.Errorf("uninstall removed the administrator's lock: %v %q", err, locks)
+	// Uninstall cannot remove a package the administrator's lock holds:
+	// it says so, and the lock stays.
+	err = c.releaseHold(ctx, st, PackageName, SELinuxPackageName)
+	if failure.CodeOf(err) != failure.PackageManagerFailed || !strings.Contains(failure.MessageOf(err), "'sudo zypper removelock aadsshlogin'") ||
+		!slices.Equal(locks, []string{"aadsshlogin"}) {
+		t.Errorf("uninstall with the administrator's lock: %v, locks %q", err, locks)
+	}
+	h, _ = c.planHold()
+	h.adminLocked = []string{PackageName}
+	if err := h.adminLockFailure(PackageName, nil); !strings.Contains(failure.MessageOf(err), "zypper cannot install version 1.0.027980001") {
+		t.Errorf("install with the administrator's lock: %v", err)
+	}
+	if err := h.adminLockFailure(SELinuxPackageName, nil); err != nil {
+		t.Errorf("a package without a lock: %v", err)
 	}
 
 	// Nothing held and nothing of ours: zypper is not even asked.

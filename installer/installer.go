@@ -230,6 +230,9 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 			// all (a query that would slow every successful install): if
 			// not, the distribution version is not served yet.
 			if failure.CodeOf(err) == failure.PackageManagerFailed {
+				if lerr := hold.adminLockFailure(p.Name, err); lerr != nil {
+					return nil, lerr
+				}
 				if p.Version != "" {
 					if verr := c.versionNotOffered(ctx, hold, res.RepoURL, err); verr != nil {
 						return nil, verr
@@ -427,7 +430,7 @@ func Uninstall(ctx context.Context, c Config, st *State) error {
 		return err
 	}
 	// A held package cannot be removed (zypper locks).
-	if err := c.releaseHold(ctx, st); err != nil {
+	if err := c.releaseHold(ctx, st, PackageName, SELinuxPackageName); err != nil {
 		return err
 	}
 	// aadsshlogin first: it depends on nothing, but its removal scripts

@@ -269,3 +269,44 @@ func TestPinRefusedOnTdnf(t *testing.T) {
 		w.WantUnchangedSince(before)
 	})
 }
+
+// TestPinSUSEAdminLock: an administrator who followed the documented
+// manual fix (aadsshlogin 1.0.027980001 installed and locked) keeps the
+// lock: the install leaves it alone and does not claim it, and the
+// uninstall, which zypper cannot do while the lock holds the package, says
+// so and keeps both.
+func TestPinSUSEAdminLock(t *testing.T) {
+	sandbox.RunIsolated(t, func(t *testing.T) {
+		w := newWorld(t, "sles-15.5", sandbox.NetworkOptions{})
+		ctx := context.Background()
+		pinned := w.Fx.Versions.SUSEPinned
+		w.Root.InstallLocalPackage(t, w.Fx.RPM("aadsshlogin", pinned))
+		w.Root.MustExec(t, nil, "zypper", "-n", "addlock", "aadsshlogin")
+		h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+		w.MustApply(h, 0, w.Pinned())
+		st := w.WantStatus(h, 0, "success", 0)
+		if got := w.Installed("aadsshlogin"); got != pinned {
+			t.Errorf("aadsshlogin %q, want %s", got, pinned)
+		}
+		if sub, _ := st.Find("Repository"); !strings.Contains(sub.Message, "your own zypper package lock") {
+			t.Errorf("status: %q", sub.Message)
+		}
+		if state := w.Root.ReadFile(harnessStateFile); strings.Contains(state, "locksAdded") {
+			t.Errorf("the administrator's lock is recorded as ours:\n%s", state)
+		}
+		res, _ := w.Agent.Uninstall(ctx, h, 0)
+		w.LogResults(res)
+		if got := lastExit(t, res, agentsim.Uninstall); got != 27 {
+			t.Errorf("uninstall exit %d, want 27", got)
+		}
+		if out := res[len(res)-1].Output; !strings.Contains(out, "sudo zypper removelock aadsshlogin") {
+			t.Errorf("the uninstall does not say how to remove the lock:\n%s", out)
+		}
+		if !strings.Contains(zypperLocks(t, w), "| aadsshlogin ") {
+			t.Error("uninstall removed the administrator's lock")
+		}
+		if w.Installed("aadsshlogin") != pinned {
+			t.Error("aadsshlogin is gone although its lock stays")
+		}
+	})
+}
