@@ -26,16 +26,14 @@ func withVersion(w *world, version string) map[string]any {
 // plainUpgrade runs what an administrator runs to update the machine.
 func plainUpgrade(t *testing.T, w *world) {
 	t.Helper()
-	var argv []string
-	switch w.Root.Spec.Family {
-	case "deb":
-		argv = []string{"apt-get", "-y", "upgrade"}
-	default:
-		if w.Root.Exists(zypRepo) {
-			argv = []string{"zypper", "-n", "update"}
-		} else {
-			argv = []string{"dnf", "-y", "upgrade"}
-		}
+	argv := map[string][]string{
+		"apt":    {"apt-get", "-y", "upgrade"},
+		"dnf":    {"dnf", "-y", "upgrade"},
+		"yum":    {"yum", "-y", "update"},
+		"zypper": {"zypper", "-n", "update"},
+	}[w.Root.Spec.Manager]
+	if argv == nil {
+		t.Fatalf("no upgrade command for %s", w.Root.Spec.Manager)
 	}
 	stdout, stderr, code := w.Root.Exec(context.Background(), nil, argv...)
 	t.Logf("%s: exit %d\n%s%s", strings.Join(argv, " "), code, stdout, stderr)
@@ -63,7 +61,9 @@ func holdVisible(t *testing.T, w *world, version string) bool {
 	case w.Root.Exists(zypRepo):
 		return strings.Contains(zypperLocks(t, w), "| aadsshlogin ")
 	default:
-		return strings.Contains(w.Root.ReadFile(yumRepo), "\nexcludepkgs=aadsshlogin\n")
+		// dnf: excludepkgs=; yum 3 (RHEL 7): exclude=, which dnf reads too.
+		repo := w.Root.ReadFile(yumRepo)
+		return strings.Contains(repo, "\nexcludepkgs=aadsshlogin\n") || strings.Contains(repo, "\nexclude=aadsshlogin\n")
 	}
 }
 
@@ -108,7 +108,7 @@ func noHoldLeft(t *testing.T, w *world) []string {
 // setting releases it and converges to the newest; setting it again moves
 // back down; uninstall leaves nothing holding the package.
 func TestPinVersion(t *testing.T) {
-	for _, distro := range []string{"ubuntu-22.04", "rhel-9.4", "sles-15.6"} {
+	for _, distro := range []string{"ubuntu-22.04", "rhel-9.4", "rhel-7.9", "sles-15.6"} {
 		t.Run(distro, func(t *testing.T) {
 			sandbox.RunIsolated(t, func(t *testing.T) {
 				w := newWorld(t, distro, sandbox.NetworkOptions{})
