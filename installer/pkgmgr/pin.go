@@ -57,9 +57,9 @@ const AptPreferencesPath = "/etc/apt/preferences.d/microsoft-aadsshlogin.pref"
 const AptPinPriority = 1001
 
 // AptPreferences renders the preferences file holding each name at version.
-// Comments are Explanation: fields, the only comment form every apt version
-// since 1.0 reads without complaint ('#' lines confused older ones); each
-// stanza carries them, the first line being the managed-file header.
+// Comments are Explanation: fields, which every apt version reads as
+// comments ('#' lines confused older apt versions); each stanza carries
+// them, the first line being the managed-file header.
 func AptPreferences(explanations []string, names []string, version string) []byte {
 	var b strings.Builder
 	for i, name := range names {
