@@ -138,6 +138,15 @@ func TestPinVersion(t *testing.T) {
 				if !w.Wired() {
 					t.Error("not wired after the upgrade")
 				}
+				if w.Root.Spec.Family == "deb" {
+					// The quick check of enable notices the deleted
+					// preferences file and puts it back.
+					w.Root.Remove(aptPreferences)
+					w.MustApply(h, 0, withVersion(w, old))
+					if !holdVisible(t, w, old) {
+						t.Error("enable did not repair the deleted preferences file")
+					}
+				}
 
 				// The setting removed: the next enable notices (config
 				// hash), releases the hold and takes the newest.
