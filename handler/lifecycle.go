@@ -143,6 +143,10 @@ func (r *run) fastPath() (outcome, bool) {
 		log.Info("repository or key file changed since the last install")
 		return outcome{}, false
 	}
+	if holdFile, holdHash := st.HoldFile(); !fileHasHash(r, holdFile, holdHash) {
+		log.Info("the file holding aadsshlogin at its version changed since the last install")
+		return outcome{}, false
+	}
 	if err := verify.Quick(r.opts.Root); err != nil {
 		log.WithError(err).Info("quick verification failed; repairing")
 		return outcome{}, false
@@ -284,6 +288,7 @@ func (r *run) converge(ctx context.Context) outcome {
 		cfg.Location, cfg.Mirror = repo.Location{Base: pub.RepositoryURL}, true
 	}
 	cfg.Pins, cfg.CustomPins = pub.Fingerprints(), pub.CustomPins()
+	cfg.PackageVersion = pub.AADSSHLoginVersion
 	cfg.ConfigHash = configHash(pub)
 
 	// Write the marker before changing anything (the shipped extension's
@@ -395,6 +400,11 @@ func configHash(p settings.Public) string {
 	fmt.Fprintf(h, "repositoryUrl=%s\n", p.RepositoryURL)
 	for _, fp := range p.Fingerprints() {
 		fmt.Fprintf(h, "fingerprint=%s\n", fp)
+	}
+	// Only when set, so that the hash of installs without the setting
+	// stays what earlier versions recorded.
+	if p.AADSSHLoginVersion != "" {
+		fmt.Fprintf(h, "aadsshloginVersion=%s\n", p.AADSSHLoginVersion)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

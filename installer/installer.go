@@ -53,6 +53,9 @@ type Config struct {
 	// setting: then every published key file the repository host serves is
 	// fetched, and each pinned one is trusted (a mirror may sign with any).
 	CustomPins bool
+	// PackageVersion is the aadsshloginVersion setting: aadsshlogin is
+	// installed at this version and held there (hold.go); "" for none.
+	PackageVersion string
 	// HandlerVersion and ConfigHash are recorded in the state.
 	HandlerVersion string
 	ConfigHash     string
@@ -112,6 +115,11 @@ type Result struct {
 // returned error says so.
 func Install(ctx context.Context, c Config) (res *Result, err error) {
 	log := c.Log.WithField("step", "install")
+	hold, err := c.planHold()
+	if err != nil {
+		return nil, err
+	}
+	c.Packages = hold.manager(c.Packages)
 	prev, perr := LoadState(c.Root)
 	if perr != nil {
 		log.WithError(perr).Warn("ignoring unreadable state; it will be rewritten")
@@ -183,7 +191,7 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 	}
 	res = &Result{Packages: map[string]string{}}
 
-	def, err := c.configureRepository(ctx, j, state, res, awaitRepository())
+	def, err := c.configureRepository(ctx, j, state, res, hold.inRepository(kind, awaitRepository()))
 	if err != nil {
 		return nil, err
 	}
@@ -201,16 +209,15 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 		return nil, fmt.Errorf("checking installed packages: %w", ans.err)
 	}
 	before := ans.versions
+	if err := c.prepareHold(ctx, j, state, prev, res, hold); err != nil {
+		return nil, err
+	}
 	var pkgs []pkgmgr.Package
 	if _, has := before[c.Platform.SELinuxPolicyPackage]; has && c.Platform.SELinuxPolicyPackage != "" {
 		pkgs = append(pkgs, pkgmgr.Package{Name: SELinuxPackageName})
 		state.SELinux = true
 	}
-	main := pkgmgr.Package{Name: PackageName, Version: c.Platform.PinnedVersion}
-	if main.Version != "" {
-		res.Notes = append(res.Notes, fmt.Sprintf("%s pinned to %s (SUSE before 15.6)", PackageName, main.Version))
-	}
-	pkgs = append(pkgs, main)
+	pkgs = append(pkgs, pkgmgr.Package{Name: PackageName, Version: hold.version})
 	// The SELinux policy module goes first so the main package's files get
 	// their labels (as the shipped extension orders it).
 	var preexisting, names []string
@@ -230,6 +237,14 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 			// all (a query that would slow every successful install): if
 			// not, the distribution version is not served yet.
 			if failure.CodeOf(err) == failure.PackageManagerFailed {
+				if lerr := hold.adminLockFailure(p.Name, err); lerr != nil {
+					return nil, lerr
+				}
+				if p.Version != "" {
+					if verr := c.versionNotOffered(ctx, hold, res.RepoURL, err); verr != nil {
+						return nil, verr
+					}
+				}
 				if ok, aerr := c.Packages.Available(ctx, p.Name); aerr == nil && !ok {
 					return nil, failure.New(failure.Unsupported, err,
 						"The repository %s offers no %s package for %s. This distribution version is not supported yet; see https://aka.ms/AADSSHLogin for the supported list.",
@@ -273,6 +288,9 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 	}
 	if verr != nil {
 		return nil, verr
+	}
+	if err := c.finishHold(ctx, j, state, res, hold); err != nil {
+		return nil, err
 	}
 
 	state.CompletedAt = c.now()
@@ -484,6 +502,10 @@ func Uninstall(ctx context.Context, c Config, st *State) error {
 	kind := c.Packages.Kind()
 	defer c.pauseAutoUpdates(ctx, log)()
 	if err := c.Locks.Wait(ctx, kind); err != nil {
+		return err
+	}
+	// A held package cannot be removed (zypper locks).
+	if err := c.releaseHold(ctx, st, PackageName, SELinuxPackageName); err != nil {
 		return err
 	}
 	// aadsshlogin first: it depends on nothing, but its removal scripts

@@ -124,6 +124,27 @@ func (j *journal) writeFile(path string, data []byte, mode fs.FileMode, ours fun
 	return backup, nil
 }
 
+// removeFile removes a target file and records how to put it back with
+// its mode. A missing file is not an error.
+func (j *journal) removeFile(path string) error {
+	old, err := j.root.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	var mode fs.FileMode = 0o644
+	if st, err := os.Stat(j.root.Path(path)); err == nil {
+		mode = st.Mode().Perm()
+	}
+	if err := j.root.RemoveIfExists(path); err != nil {
+		return fmt.Errorf("removing %s: %w", path, err)
+	}
+	j.add("restore "+path, func(context.Context) error { return j.root.WriteFileAtomic(path, old, mode) })
+	return nil
+}
+
 // mkdirs creates the missing folders of a target directory and records how
 // to remove them again; a folder that is no longer empty at rollback time is
 // left alone.

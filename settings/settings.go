@@ -1,8 +1,9 @@
 // Package settings parses and validates the extension's public settings.
 //
-// The shipped extension takes no settings; ours accepts two, both for users
-// who install from a mirror of packages.microsoft.com: the mirror's base URL
-// and the fingerprints of the keys that sign it. Validation is strict
+// The shipped extension takes no settings; ours accepts three: two for users
+// who install from a mirror of packages.microsoft.com (the mirror's base URL
+// and the fingerprints of the keys that sign it), and the aadsshlogin
+// version to hold a fleet at (version.go). Validation is strict
 // (unknown keys, duplicate keys and wrong types are refused) because a typo
 // silently ignored would install from the wrong place.
 package settings
@@ -39,6 +40,9 @@ type Public struct {
 	// SigningKeyFingerprints replaces the pinned fingerprint list: 40 upper
 	// case hex digits each; nil means the default.
 	SigningKeyFingerprints []string
+	// AADSSHLoginVersion holds aadsshlogin at this version (ValidPackageVersion
+	// syntax) instead of the newest; "" means not set.
+	AADSSHLoginVersion string
 }
 
 // CustomPins reports whether the settings replace the default pin list.
@@ -53,7 +57,7 @@ func (p Public) Fingerprints() []string {
 	return append([]string(nil), p.SigningKeyFingerprints...)
 }
 
-func acceptedKeys() []string { return []string{keyRepositoryURL, keyFingerprints} }
+func acceptedKeys() []string { return []string{keyRepositoryURL, keyFingerprints, keyVersion} }
 
 func bad(format string, args ...any) error {
 	return failure.New(failure.BadSettings, nil, format, args...)
@@ -98,6 +102,10 @@ func ParsePublic(raw json.RawMessage) (Public, error) {
 			}
 		case keyFingerprints:
 			if p.SigningKeyFingerprints, err = parseFingerprints(value); err != nil {
+				return Public{}, err
+			}
+		case keyVersion:
+			if p.AADSSHLoginVersion, err = parseVersion(value); err != nil {
 				return Public{}, err
 			}
 		default:

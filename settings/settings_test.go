@@ -59,7 +59,7 @@ func TestParsePublicInvalid(t *testing.T) {
 		{`{`, "not valid JSON"},
 		{`{"repositoryUrl": "https://a"`, "not valid JSON"},
 		{`{} {}`, "data after the JSON object"},
-		{`{"foo": 1}`, `unknown key "foo". Accepted keys: repositoryUrl, signingKeyFingerprints.`},
+		{`{"foo": 1}`, `unknown key "foo". Accepted keys: repositoryUrl, signingKeyFingerprints, aadsshloginVersion.`},
 		{`{"RepositoryUrl": "https://a"}`, `did you mean "repositoryUrl"?`},
 		{`{"repositoryUrl": "https://a", "repositoryUrl": "https://b"}`, `"repositoryUrl" more than once`},
 		{`{"repositoryUrl": 5}`, "publicSettings.repositoryUrl must be a string"},
@@ -119,6 +119,9 @@ func FuzzParsePublic(f *testing.F) {
 		}
 		if p.SigningKeyFingerprints != nil && len(p.SigningKeyFingerprints) == 0 {
 			t.Fatal("empty non-nil fingerprint list")
+		}
+		if p.AADSSHLoginVersion != "" && !ValidPackageVersion(p.AADSSHLoginVersion) {
+			t.Fatalf("bad version accepted: %q", p.AADSSHLoginVersion)
 		}
 		for _, fp := range p.Fingerprints() {
 			if n, ok := NormalizeFingerprint(fp); !ok || n != fp {

@@ -3,12 +3,19 @@ package pkgmgr
 import (
 	"context"
 	"strings"
+
+	"github.com/aadsshlogin/handler/cmdrun"
 )
 
 // yumLike drives dnf, yum (3, or dnf behind the yum name on RHEL 8+) and
 // tdnf (Azure Linux, CBL-Mariner), whose command lines agree on what we
 // need. The program is the Kind's name.
-type yumLike struct{ base }
+type yumLike struct {
+	base
+	// excludesOff names the repository whose exclude option our own
+	// commands ignore (IgnoringRepoExcludes in pin.go); "" for none.
+	excludesOff string
+}
 
 func (y *yumLike) tool() string { return string(y.kind) }
 
@@ -58,12 +65,7 @@ func repoLabel(id string) string {
 // ones show "@System"/"installed" or "@<repo>" for the repository they came
 // from. A package counts as available when a line names a repository.
 func (y *yumLike) Available(ctx context.Context, name string) (bool, error) {
-	args := []string{"-q", "list"}
-	if y.kind != Tdnf {
-		args = append(args, "--showduplicates")
-	}
-	args = append(args, name)
-	res, err := y.exec(ctx, nil, y.tool(), args...)
+	res, err := y.list(ctx, name)
 	if err != nil {
 		return false, err
 	}
@@ -79,10 +81,34 @@ func (y *yumLike) Available(ctx context.Context, name string) (bool, error) {
 	return listOffers(string(res.Stdout), name), nil
 }
 
-// listOffers parses yum/dnf/tdnf list output. yum 3 wraps a line whose
-// columns do not fit into 80 characters, putting version and repository on
-// the next line, so a lone "<name>.<arch>" is joined with its successor.
+// list runs "list [--showduplicates] name" (tdnf has no such option).
+func (y *yumLike) list(ctx context.Context, name string) (cmdrun.Result, error) {
+	args := append([]string{"-q"}, y.excludeArgs()...)
+	args = append(args, "list")
+	if y.kind != Tdnf {
+		args = append(args, "--showduplicates")
+	}
+	args = append(args, name)
+	return y.exec(ctx, nil, y.tool(), args...)
+}
+
+// listOffers parses yum/dnf/tdnf list output: a line naming a repository
+// offers the package.
 func listOffers(out, name string) bool {
+	for _, row := range listRows(out, name) {
+		if !installedRepo(row[2]) {
+			return true
+		}
+	}
+	return false
+}
+
+// listRows returns the "<name>.<arch> <version> <repository>" rows of
+// yum/dnf/tdnf list output for name. yum 3 wraps a line whose columns do
+// not fit into 80 characters, putting version and repository on the next
+// line, so a lone "<name>.<arch>" is joined with its successor.
+func listRows(out, name string) [][]string {
+	var rows [][]string
 	var pending []string
 	for _, l := range strings.Split(out, "\n") {
 		f := strings.Fields(l)
@@ -97,11 +123,17 @@ func listOffers(out, name string) bool {
 			pending = f
 			continue
 		}
-		switch repo := f[2]; repo {
-		case "@System", "installed", "@commandline", "@anaconda", "System":
-		default:
-			return true
-		}
+		rows = append(rows, f)
+	}
+	return rows
+}
+
+// installedRepo reports whether a list row's repository column means the
+// installed package rather than a repository that offers it.
+func installedRepo(repo string) bool {
+	switch repo {
+	case "@System", "installed", "@commandline", "@anaconda", "System":
+		return true
 	}
 	return false
 }
@@ -140,12 +172,13 @@ func (y *yumLike) Install(ctx context.Context, pkgs ...Package) error {
 		if len(step.specs) == 0 {
 			continue
 		}
-		res, err := y.exec(ctx, nil, y.tool(), append([]string{"-y", step.verb}, step.specs...)...)
+		args := append(append([]string{"-y"}, y.excludeArgs()...), step.verb)
+		res, err := y.exec(ctx, nil, y.tool(), append(args, step.specs...)...)
 		if err != nil {
 			return err
 		}
 		if res.ExitCode != 0 {
-			return opFailure(step.verb, y.tool(), step.specs, res, y.tool()+" "+step.verb+" "+strings.Join(step.specs, " "))
+			return opFailure(step.verb, y.tool(), step.specs, res, y.reproduce(step.verb, step.specs))
 		}
 	}
 	return nil
@@ -156,12 +189,13 @@ func (y *yumLike) Reinstall(ctx context.Context, names ...string) error {
 	if len(names) == 0 {
 		return nil
 	}
-	res, err := y.exec(ctx, nil, y.tool(), append([]string{"-y", "reinstall"}, names...)...)
+	args := append(append([]string{"-y"}, y.excludeArgs()...), "reinstall")
+	res, err := y.exec(ctx, nil, y.tool(), append(args, names...)...)
 	if err != nil {
 		return err
 	}
 	if res.ExitCode != 0 {
-		return opFailure("reinstall", y.tool(), names, res, y.tool()+" reinstall "+strings.Join(names, " "))
+		return opFailure("reinstall", y.tool(), names, res, y.reproduce("reinstall", names))
 	}
 	return nil
 }
@@ -198,4 +232,9 @@ func (y *yumLike) RemoveKey(ctx context.Context, fingerprint string) error {
 // TrustedKeys implements Manager.
 func (y *yumLike) TrustedKeys(ctx context.Context) (map[string]string, error) {
 	return y.rpmTrustedKeys(ctx)
+}
+
+// reproduce is the command a user runs to see a failure's full output.
+func (y *yumLike) reproduce(verb string, specs []string) string {
+	return strings.Join(append(append(append([]string{y.tool()}, y.excludeArgs()...), verb), specs...), " ")
 }

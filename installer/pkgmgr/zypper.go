@@ -3,6 +3,8 @@ package pkgmgr
 import (
 	"context"
 	"strings"
+
+	"github.com/aadsshlogin/handler/cmdrun"
 )
 
 // zypper drives zypper (SUSE). Keys are never auto-imported
@@ -46,7 +48,7 @@ func (z *zypper) Refresh(ctx context.Context, repoID, _ string) error {
 // "S | Name | Type | Version | Arch | Repository"; installed packages no
 // repository offers show "(System Packages)". Exit 104 means no match.
 func (z *zypper) Available(ctx context.Context, name string) (bool, error) {
-	res, err := z.exec(ctx, zypperEnv(ctx), "zypper", "--non-interactive", "--quiet", "search", "-x", "-s", "-t", "package", name)
+	res, err := z.search(ctx, name)
 	if err != nil {
 		return false, err
 	}
@@ -66,6 +68,11 @@ func (z *zypper) Available(ctx context.Context, name string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// search lists every version of the package, installed or offered.
+func (z *zypper) search(ctx context.Context, name string) (cmdrun.Result, error) {
+	return z.exec(ctx, zypperEnv(ctx), "zypper", "--non-interactive", "--quiet", "search", "-x", "-s", "-t", "package", name)
 }
 
 // Install implements Manager. zypper install upgrades an installed package

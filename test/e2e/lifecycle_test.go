@@ -227,6 +227,7 @@ func TestBadSettings(t *testing.T) {
 		{map[string]any{"repositoryURL": "https://x.example"}, "repositoryURL"},
 		{map[string]any{"repositoryUrl": "http://mirror.example.test"}, "repositoryUrl"},
 		{map[string]any{"signingKeyFingerprints": []string{"not-hex"}}, "signingKeyFingerprints"},
+		{map[string]any{"aadsshloginVersion": "-o APT::Get::AllowUnauthenticated=1"}, "aadsshloginVersion"},
 		{"a string", "publicSettings"},
 	}
 	sandbox.RunIsolated(t, func(t *testing.T) {
