@@ -49,14 +49,7 @@ type Location struct {
 	// Prefix ("" or "/microsoft" in air-gapped clouds) is applied to
 	// repository URLs, not to the key URL.
 	Prefix string
-	// Mirror is true when Base comes from the user's repositoryUrl. The
-	// image's own repository is then never reused: the user asked for the
-	// mirror.
-	Mirror bool
 }
-
-// KeyURL is where the signing key is downloaded from.
-func (l Location) KeyURL() string { return l.Base + "/keys/microsoft.asc" }
 
 // root is the URL under which the distribution folders live.
 func (l Location) root() string { return l.Base + l.Prefix }
@@ -85,23 +78,9 @@ func reusable(f distro.Family) string {
 	return ""
 }
 
-// Plan returns the definition to apply: the image's own repository when it
-// provides aadsshlogin and no mirror is configured, otherwise Build's.
-func Plan(root sysroot.Root, p distro.Platform, loc Location, flavor string) (Definition, error) {
-	if !loc.Mirror {
-		if id, ok := FindReusable(root, p); ok {
-			url, err := tdnfURL(p, loc)
-			if err != nil {
-				return Definition{}, err
-			}
-			return Definition{RepoURL: url, RepoID: id, Reuse: true, ReuseRepoID: id}, nil
-		}
-	}
-	return Build(p, loc, flavor)
-}
-
 // Build makes the definition for a platform, a location and the folder
-// ChooseFlavor picked. It never reuses the image's repository (see Plan).
+// ChooseFlavor picked. It never reuses the image's repository (the
+// installer decides that with FindReusable).
 func Build(p distro.Platform, loc Location, flavor string) (Definition, error) {
 	if err := checkURLPart("repository base", loc.Base); err != nil {
 		return Definition{}, err
