@@ -162,7 +162,7 @@ func Main(o Options) failure.Code {
 	}
 	entry := log.WithFields(logrus.Fields{"verb": string(verb), "version": o.Version})
 	if o.Runner == nil {
-		o.Runner = cmdrun.Exec{Log: entry}
+		o.Runner = cmdrun.Exec{Log: entry, Getenv: o.Getenv}
 	}
 
 	timeout := AgentTimeout(verb)
