@@ -35,6 +35,10 @@ type Cmd struct {
 	// Timeout bounds this command in addition to the context; zero means
 	// only the context's deadline applies.
 	Timeout time.Duration
+	// Sensitive marks a command whose output may hold secrets (openssl
+	// decrypting protected settings): Exec never logs its output, only
+	// that it ran and how it ended.
+	Sensitive bool
 }
 
 // String renders the command line for logs and messages.
@@ -172,9 +176,12 @@ func (e Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 		return res, fmt.Errorf("running %s: %w", c.Name, err)
 	}
 	entry := log.WithFields(logrus.Fields{"exit": res.ExitCode, "took": res.Duration.Round(time.Millisecond)})
-	if res.ExitCode != 0 {
+	switch {
+	case res.ExitCode != 0 && c.Sensitive:
+		entry.Info("command failed (its output may hold secrets and is not logged)")
+	case res.ExitCode != 0:
 		entry.WithField("output", tail(res.Combined(), 2000)).Info("command failed")
-	} else {
+	default:
 		entry.Debug("command succeeded")
 	}
 	return res, nil

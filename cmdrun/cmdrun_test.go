@@ -1,12 +1,15 @@
 package cmdrun
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 func TestExecExitCodeIsNotAnError(t *testing.T) {
@@ -149,5 +152,32 @@ func TestExecDefaultPath(t *testing.T) {
 		if _, ok := got[k]; ok {
 			t.Errorf("%s passed although unset", k)
 		}
+	}
+}
+
+// TestExecSensitiveOutputIsNotLogged: the output of a failing command
+// marked Sensitive (openssl decrypting protected settings) never reaches
+// the log; other failing commands keep their output there.
+func TestExecSensitiveOutputIsNotLogged(t *testing.T) {
+	var buf bytes.Buffer
+	log := logrus.New()
+	log.SetOutput(&buf)
+	log.SetLevel(logrus.DebugLevel)
+	// The secret comes on stdin, so that only the output can carry it.
+	script := []string{"-c", `read -r l; echo "$l"; echo "near $l-err" >&2; exit 4`}
+	secret := func() *strings.Reader { return strings.NewReader(`{"password":"s3cr3t"}` + "\n") }
+	res, err := Exec{Log: log}.Run(context.Background(), Cmd{Name: "sh", Args: script, Stdin: secret(), Sensitive: true})
+	if err != nil || res.ExitCode != 4 || !strings.Contains(string(res.Stdout), "s3cr3t") {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if out := buf.String(); strings.Contains(out, "s3cr3t") || !strings.Contains(out, "command failed") {
+		t.Errorf("log of a sensitive command:\n%s", out)
+	}
+	buf.Reset()
+	if _, err := (Exec{Log: log}).Run(context.Background(), Cmd{Name: "sh", Args: script, Stdin: secret()}); err != nil {
+		t.Fatal(err)
+	}
+	if out := buf.String(); !strings.Contains(out, "near ") || !strings.Contains(out, "s3cr3t") {
+		t.Errorf("log of an ordinary failing command lacks its output:\n%s", out)
 	}
 }

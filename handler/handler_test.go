@@ -340,6 +340,27 @@ func TestTimeBudgetExceeded(t *testing.T) {
 	}
 }
 
+// TestProtectedSettingsNeedNoCertificate: protected settings whose
+// certificate the agent did not store do not fail a run that does not use
+// them (no setting of ours is protected): the install gets past the
+// settings to the memory check, and openssl never runs.
+func TestProtectedSettingsNeedNoCertificate(t *testing.T) {
+	a := newFakeAgent(t)
+	a.write(t, a.root.Path("/etc/os-release"), "ID=ubuntu\nVERSION_ID=\"22.04\"\nVERSION_CODENAME=jammy\n")
+	a.write(t, a.root.Path("/proc/meminfo"), "MemTotal:         400000 kB\n")
+	a.write(t, filepath.Join(a.handlerDir, "config", "3.settings"),
+		`{"runtimeSettings":[{"handlerSettings":{"publicSettings":{},"protectedSettings":"MIIBsQYJKoZIhvcNAQcDoIIBojCCAZ4CAQA=","protectedSettingsCertThumbprint":"0123456789ABCDEF0123456789ABCDEF01234567"}}]}`)
+	opts := a.options("install")
+	fake := &cmdrun.Fake{}
+	opts.Runner = fake
+	if code := Main(opts); code != failure.NotEnoughMemory {
+		t.Fatalf("code %d (%s): %s", code, code.Name(), a.stderr.String())
+	}
+	if len(fake.Calls) != 0 {
+		t.Errorf("commands ran: %v", fake.Lines())
+	}
+}
+
 // TestNotEnoughMemory: below the threshold the install is refused with the
 // numbers before anything else happens.
 func TestNotEnoughMemory(t *testing.T) {
