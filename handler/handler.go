@@ -181,6 +181,10 @@ func Main(o Options) failure.Code {
 		seq:     -1,
 		summary: &summary{w: o.Stdout},
 	}
+	// The status, mrseq and event are written before the handler lock is
+	// released, so the next operation (of any version) finds them complete
+	// and no two runs write them at once.
+	defer r.release()
 	out := r.execute(ctx)
 	return r.finish(out)
 }
@@ -205,6 +209,19 @@ type run struct {
 	hard    time.Time
 	seq     int
 	summary *summary
+	// unlock releases the handler lock; nil when it is not held.
+	unlock func() error
+}
+
+// release gives up the handler lock, if this run holds it.
+func (r *run) release() {
+	if r.unlock == nil {
+		return
+	}
+	if err := r.unlock(); err != nil {
+		r.log.WithError(err).Warn("releasing the handler lock")
+	}
+	r.unlock = nil
 }
 
 func (r *run) execute(ctx context.Context) (out outcome) {
@@ -227,11 +244,7 @@ func (r *run) execute(ctx context.Context) (out outcome) {
 	if err != nil {
 		return outcome{err: err}
 	}
-	defer func() {
-		if uerr := unlock(); uerr != nil {
-			r.log.WithError(uerr).Warn("releasing the handler lock")
-		}
-	}()
+	r.unlock = unlock // released by Main after finish
 	r.log.Info("started")
 	// A run the agent killed (timeout) may have left automatic updates
 	// paused; whatever this verb does, start them again first.
@@ -255,7 +268,9 @@ func (r *run) execute(ctx context.Context) (out outcome) {
 }
 
 // finish writes the status, mrseq and event, prints the summary and maps
-// the outcome to the exit code.
+// the outcome to the exit code. It runs while the handler lock is still
+// held (when the run got it: a run that found the lock busy reports that
+// without it, and the atomic writes keep the holder's files intact).
 func (r *run) finish(out outcome) failure.Code {
 	code := failure.CodeOf(out.err)
 	if out.err != nil && errors.Is(out.err, context.DeadlineExceeded) && code == failure.Internal {

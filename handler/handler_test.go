@@ -2,6 +2,7 @@ package handler
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -174,6 +175,69 @@ func TestDisableChangesNothing(t *testing.T) {
 	if calls := a.options().Runner.(*cmdrun.Fake).Calls; len(calls) != 0 {
 		t.Errorf("disable ran commands: %v", calls)
 	}
+}
+
+// lockProbe is the handler's stdout in TestReportWrittenUnderTheLock: when
+// the handler prints its last line (after the status, mrseq and event),
+// it records whether another writer could take the handler lock and what
+// that writer would find.
+type lockProbe struct {
+	t        *testing.T
+	a        *fakeAgent
+	lockFree bool
+	status   *agent.Report
+	events   int
+	probed   bool
+}
+
+func (p *lockProbe) Write(b []byte) (int, error) {
+	if !strings.Contains(string(b), "succeeded") {
+		return len(b), nil
+	}
+	p.probed = true
+	f, err := os.OpenFile(p.a.root.Path(HandlerLockPath), os.O_RDWR, 0)
+	if err != nil {
+		p.t.Errorf("opening the lock: %v", err)
+		return len(b), nil
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+		p.lockFree = true
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	}
+	p.status, _ = agent.ReadStatus(p.a.handlerDir+"/status", 3)
+	entries, _ := os.ReadDir(p.a.logDir + "/events")
+	p.events = len(entries)
+	return len(b), nil
+}
+
+// TestReportWrittenUnderTheLock: the final status and the event are on
+// disk before the handler lock is released, so the next operation (a
+// second writer waiting for the lock) finds them complete, and never
+// writes them at the same time.
+func TestReportWrittenUnderTheLock(t *testing.T) {
+	a := newFakeAgent(t)
+	probe := &lockProbe{t: t, a: a}
+	opts := a.options("disable")
+	opts.Stdout = probe
+	if code := Main(opts); code != failure.OK {
+		t.Fatalf("code %d: %s", code, a.stderr.String())
+	}
+	if !probe.probed {
+		t.Fatal("the summary line was not printed")
+	}
+	if probe.lockFree {
+		t.Error("the handler lock was released before the run's report was complete")
+	}
+	if probe.status == nil || probe.status.Status != agent.Success || probe.events != 1 {
+		t.Errorf("at the end of the run: status %+v, %d event(s)", probe.status, probe.events)
+	}
+	// And released afterwards.
+	unlock, err := agent.Lock(context.Background(), a.root.Path(HandlerLockPath), "test", time.Millisecond)
+	if err != nil {
+		t.Fatalf("the lock is still held after Main returned: %v", err)
+	}
+	_ = unlock()
 }
 
 func TestUninstallDuringUpdateKeepsPackages(t *testing.T) {
