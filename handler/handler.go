@@ -9,17 +9,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sirupsen/logrus"
 
 	"github.com/aadsshlogin/handler/cmdrun"
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/handler/agent"
+	"github.com/aadsshlogin/handler/httpclient"
 	"github.com/aadsshlogin/handler/imds"
 	"github.com/aadsshlogin/handler/installer/pkgmgr"
 	"github.com/aadsshlogin/handler/sysroot"
@@ -94,6 +97,11 @@ type Options struct {
 	Runner cmdrun.Runner
 	Now    func() time.Time
 	Arch   string // GOARCH style
+	// HTTP downloads the signing key and probes the repository; it must
+	// honour the proxy variables (main.go builds the production client).
+	// There is no default: without one every download fails, so that no
+	// test reaches a real repository by accident.
+	HTTP *retryablehttp.Client
 	// IMDS is the metadata client; nil builds the production one.
 	IMDS *imds.Client
 	// IdentityWindow is how long a missing managed identity is waited for
@@ -350,6 +358,25 @@ func reportWithoutEnvironment(o Options, verb Verb, err error) {
 			return
 		}
 	}
+}
+
+// errNoHTTPClient fails every download of a handler run without
+// Options.HTTP.
+var errNoHTTPClient = errors.New("no HTTP client was given to the handler (Options.HTTP)")
+
+type refuseAll struct{}
+
+func (refuseAll) RoundTrip(*http.Request) (*http.Response, error) { return nil, errNoHTTPClient }
+
+// httpClient is Options.HTTP logging to this run's log, or, without one, a
+// client whose every request fails with errNoHTTPClient.
+func (r *run) httpClient() *retryablehttp.Client {
+	if r.opts.HTTP == nil {
+		c := httpclient.New(httpclient.Options{RetryMax: -1})
+		c.HTTPClient.Transport = refuseAll{}
+		return c
+	}
+	return httpclient.WithLog(r.opts.HTTP, r.log)
 }
 
 // summary prints short progress lines on stdout (they end up in the

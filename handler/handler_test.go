@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/aadsshlogin/handler/cmdrun"
@@ -301,10 +305,26 @@ func TestHandlerLockHeldForTheWholeBudget(t *testing.T) {
 	}
 }
 
+// recordingTransport answers every request with 404 and records its URL:
+// the downloads of a unit test go nowhere.
+type recordingTransport struct {
+	mu   sync.Mutex
+	urls []string
+}
+
+func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rt.mu.Lock()
+	rt.urls = append(rt.urls, req.URL.String())
+	rt.mu.Unlock()
+	return &http.Response{StatusCode: http.StatusNotFound, Body: http.NoBody, Header: http.Header{}, Request: req}, nil
+}
+
 // TestPackageManagerLockHeldForTheWholeBudget runs a whole install against
-// a fake machine (temporary root, fake commands, an httptest IMDS) whose dpkg
-// frontend lock is held by this process: exit 26 naming the holder, and
-// nothing written to the machine.
+// a fake machine (temporary root, fake commands, an httptest IMDS, an HTTP
+// client that answers every download itself) whose dpkg frontend lock is
+// held by this process: exit 26 naming the holder, and nothing written to
+// the machine. The key download, which runs beside the lock wait, goes
+// through the client given in Options.HTTP.
 func TestPackageManagerLockHeldForTheWholeBudget(t *testing.T) {
 	a := newFakeAgent(t)
 	a.write(t, a.root.Path("/etc/os-release"), "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n")
@@ -333,6 +353,9 @@ func TestPackageManagerLockHeldForTheWholeBudget(t *testing.T) {
 	defer srv.Close()
 	opts := a.options("install")
 	opts.IMDS = &imds.Client{BaseURL: srv.URL, HTTP: httpclient.New(httpclient.Options{RetryMax: 1})}
+	downloads := &recordingTransport{}
+	opts.HTTP = httpclient.New(httpclient.Options{RetryMax: -1})
+	opts.HTTP.HTTPClient.Transport = downloads
 	opts.Runner = &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
 		"dpkg-query": {Result: cmdrun.Result{ExitCode: 1, Stderr: []byte("dpkg-query: no packages found matching aadlogin\n")}},
 	}}
@@ -349,6 +372,21 @@ func TestPackageManagerLockHeldForTheWholeBudget(t *testing.T) {
 		if a.root.Exists(p) {
 			t.Errorf("%s written although the install could not start", p)
 		}
+	}
+	downloads.mu.Lock()
+	defer downloads.mu.Unlock()
+	if !slices.Contains(downloads.urls, "https://packages.microsoft.com/keys/microsoft.asc") {
+		t.Errorf("the key download did not use Options.HTTP: %v", downloads.urls)
+	}
+}
+
+// TestWithoutHTTPClientNothingIsDownloaded: a handler given no HTTP client
+// has none built for it: every download fails with errNoHTTPClient.
+func TestWithoutHTTPClientNothingIsDownloaded(t *testing.T) {
+	r := &run{log: logrus.NewEntry(logrus.New())}
+	resp, err := r.httpClient().Get("https://packages.microsoft.com/keys/microsoft.asc")
+	if resp != nil || !errors.Is(err, errNoHTTPClient) {
+		t.Fatalf("got %v, %v; want errNoHTTPClient", resp, err)
 	}
 }
 

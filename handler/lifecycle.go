@@ -322,7 +322,7 @@ func (r *run) installerConfig(p distro.Platform) (installer.Config, error) {
 		Root:           r.opts.Root,
 		Runner:         r.opts.Runner,
 		Log:            r.log,
-		HTTP:           httpclient.New(httpclient.Options{UseProxy: true, Log: r.log}),
+		HTTP:           r.httpClient(),
 		Packages:       mgr,
 		Locks:          pkgmgr.Locks{Root: r.opts.Root, Log: r.log},
 		Services:       pkgmgr.Services{Runner: r.opts.Runner, Log: r.log, Root: r.opts.Root},

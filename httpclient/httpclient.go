@@ -381,6 +381,14 @@ func Passthrough(c *retryablehttp.Client) *retryablehttp.Client {
 	return cp
 }
 
+// WithLog returns a copy of c that logs its attempts (at debug level,
+// scrubbed) to log. c itself is not modified.
+func WithLog(c *retryablehttp.Client, log logrus.FieldLogger) *retryablehttp.Client {
+	cp := clone(c)
+	cp.Logger = leveled{log: log}
+	return cp
+}
+
 // clone copies c's settings into a new client (the struct holds
 // sync.Once values, so it cannot be copied as a whole).
 func clone(c *retryablehttp.Client) *retryablehttp.Client {

@@ -394,3 +394,25 @@ func TestNoRedirects(t *testing.T) {
 		t.Errorf("the original client: %v", err)
 	}
 }
+
+// TestWithLog: a client built without a log (main.go's) logs its attempts
+// through the copy WithLog makes, and the original stays silent.
+func TestWithLog(t *testing.T) {
+	srv, _ := countingServer(t, 500, 200)
+	var buf bytes.Buffer
+	log := logrus.New()
+	log.SetOutput(&buf)
+	log.SetLevel(logrus.DebugLevel)
+	c := New(fast(Options{RetryMax: 2}))
+	resp, err := WithLog(c, log).Get(srv.URL + "/path")
+	if err != nil {
+		t.Fatal(err)
+	}
+	Drain(resp.Body)
+	if !strings.Contains(buf.String(), "/path") {
+		t.Errorf("no attempt logged:\n%s", buf.String())
+	}
+	if c.Logger != nil {
+		t.Error("WithLog changed the original client")
+	}
+}

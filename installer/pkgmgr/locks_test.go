@@ -17,18 +17,22 @@ import (
 
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/sysroot"
+	"github.com/aadsshlogin/handler/test/loopback"
 )
 
 // The test binary doubles as the lock holder: started with
 // PKGMGR_TEST_LOCK=<mode>:<path> it takes the lock, prints "locked" and
 // holds it until its standard input closes, like dpkg would until done. On
 // failure it prints the error instead, which the parent reports.
+// TestMain runs the tests with loopback networking only (test/loopback);
+// started with PKGMGR_TEST_LOCK, the binary is instead a helper holding a
+// lock.
 func TestMain(m *testing.M) {
 	if spec := os.Getenv("PKGMGR_TEST_LOCK"); spec != "" {
 		holdLock(spec)
 		return
 	}
-	m.Run()
+	os.Exit(loopback.Main(m))
 }
 
 func holdLock(spec string) {
