@@ -168,16 +168,42 @@ func TestBadSettings(t *testing.T) {
 	}
 }
 
+// rootFiles lists the files under the fake machine's root.
+func rootFiles(t *testing.T, root sysroot.Root) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(string(root), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, strings.TrimPrefix(p, string(root)))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
 func TestDisableChangesNothing(t *testing.T) {
 	a := newFakeAgent(t)
-	if code := Main(a.options("disable")); code != failure.OK {
+	a.write(t, a.root.Path("/etc/os-release"), "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n")
+	before := rootFiles(t, a.root)
+	opts := a.options("disable")
+	fake := &cmdrun.Fake{}
+	opts.Runner = fake
+	if code := Main(opts); code != failure.OK {
 		t.Fatalf("code %d: %s", code, a.stderr.String())
 	}
 	if rep := a.status(t, 3); rep.Status != agent.Success || rep.Operation != "Disable" {
 		t.Errorf("status %+v", rep)
 	}
-	if calls := a.options().Runner.(*cmdrun.Fake).Calls; len(calls) != 0 {
-		t.Errorf("disable ran commands: %v", calls)
+	if len(fake.Calls) != 0 {
+		t.Errorf("disable ran commands: %v", fake.Lines())
+	}
+	// Only the handler lock (in /run, cleared at boot) may appear.
+	after := rootFiles(t, a.root)
+	if want := append(before, HandlerLockPath); !slices.Equal(after, want) {
+		t.Errorf("files on the machine changed:\nbefore %v\nafter  %v", before, after)
 	}
 }
 
