@@ -341,7 +341,7 @@ func (r *run) installerConfig(p distro.Platform) (installer.Config, error) {
 		Root:           r.opts.Root,
 		Runner:         r.opts.Runner,
 		Log:            r.log,
-		HTTP:           httpclient.New(httpclient.Options{UseProxy: true, Log: r.log}),
+		HTTP:           r.httpClient(),
 		Packages:       mgr,
 		Locks:          pkgmgr.Locks{Root: r.opts.Root, Log: r.log},
 		Services:       pkgmgr.Services{Runner: r.opts.Runner, Log: r.log, Root: r.opts.Root},
@@ -367,23 +367,31 @@ func (r *run) detect() (distro.Platform, error) {
 	return distro.Resolve(osr, r.opts.Arch)
 }
 
-// publicSettings loads and validates this sequence number's settings. A
-// missing settings file means defaults: the agent always writes one before
-// install and enable, and the old version's commands during an update may
-// run with a sequence number it has no file for.
-func (r *run) publicSettings(ctx context.Context) (settings.Public, error) {
-	if st, err := os.Stat(r.env.ConfigFolder); err != nil || !st.IsDir() {
-		// The agent creates the folder before any command: without it the
-		// settings the user gave cannot be known, and defaults would
-		// silently ignore them.
-		return settings.Public{}, failure.New(failure.BadEnvironment, err,
-			"The configuration folder %s named in HandlerEnvironment.json does not exist, so the extension's settings cannot be read. Reinstall the extension.", r.env.ConfigFolder)
-	}
-	hs, err := agent.LoadSettings(ctx, r.env.ConfigFolder, r.seqOrZero(), agent.OpenSSL{Runner: r.opts.Runner, CertDir: r.env.LibDir()})
+// publicSettings loads and validates this sequence number's public
+// settings. A missing settings file means defaults: the agent always writes
+// one before install and enable, and the old version's commands during an
+// update may run with a sequence number it has no file for.
+func (r *run) publicSettings(context.Context) (settings.Public, error) {
+	hs, err := r.handlerSettings()
 	if err != nil {
 		return settings.Public{}, err
 	}
 	return settings.ParsePublic(hs.Public)
+}
+
+// handlerSettings reads this sequence number's settings file. Its protected
+// settings stay encrypted until something calls Protected on the result
+// (nothing does yet): decrypting needs the certificate the agent stored,
+// and a run that does not use them must not fail when it is missing.
+func (r *run) handlerSettings() (*agent.HandlerSettings, error) {
+	if st, err := os.Stat(r.env.ConfigFolder); err != nil || !st.IsDir() {
+		// The agent creates the folder before any command: without it the
+		// settings the user gave cannot be known, and defaults would
+		// silently ignore them.
+		return nil, failure.New(failure.BadEnvironment, err,
+			"The configuration folder %s named in HandlerEnvironment.json does not exist, so the extension's settings cannot be read. Reinstall the extension.", r.env.ConfigFolder)
+	}
+	return agent.LoadSettings(r.env.ConfigFolder, r.seqOrZero(), agent.OpenSSL{Runner: r.opts.Runner, CertDir: r.env.LibDir()})
 }
 
 func (r *run) seqOrZero() int {

@@ -4,7 +4,7 @@
 // Requests never go through a proxy: IMDS is a link-local address that no
 // proxy can reach, and users who set http_proxy for the agent often forget
 // no_proxy=169.254.169.254 (the shipped extension then reports "no managed
-// identity" on VMs that have one).
+// identity" on VMs that have one). Redirects are never followed either.
 package imds
 
 import (
@@ -191,7 +191,10 @@ func (c *Client) get(ctx context.Context, path string, q url.Values) answer {
 	}
 	req.Header.Set("Metadata", "true")
 	req.Header.Set("User-Agent", "aadsshlogin-handler")
-	resp, err := c.HTTP.Do(req)
+	// IMDS never redirects; a redirect (from something impersonating it)
+	// is an answer like any other unexpected status, and is not followed
+	// with the Metadata header, whatever client the caller gave us.
+	resp, err := httpclient.NoRedirects(c.HTTP).Do(req)
 	if err != nil {
 		return answer{err: fmt.Errorf("IMDS %s: %w", path, err)}
 	}

@@ -170,9 +170,38 @@ func parseRepositoryURL(value json.RawMessage) (string, error) {
 	case u.Fragment != "" || strings.Contains(s, "#"):
 		return "", mustBe("a fragment is not accepted")
 	}
-	// Keep the user's spelling (percent-encoding included) but normalise
-	// the scheme and drop trailing slashes: we append "/rhel/9/prod/" etc.
-	return "https" + strings.TrimRight(s[len(u.Scheme):], "/"), nil
+	rest := s[len(u.Scheme)+len("://"):]
+	authority, path, _ := strings.Cut(rest, "/")
+	if r, ok := firstRefused(authority, ":"); ok {
+		return "", mustBe(fmt.Sprintf("the host name contains %q: only letters, digits, \"-._~\" and \":\" before a port are accepted", r))
+	}
+	if r, ok := firstRefused(path, "/"); ok {
+		return "", mustBe(fmt.Sprintf("the path contains %q: only letters, digits and \"-._~/\" are accepted", r))
+	}
+	// Keep the user's spelling but normalise the scheme and drop trailing
+	// slashes: we append "/rhel/9/prod/" etc.
+	return "https://" + strings.TrimRight(rest, "/"), nil
+}
+
+// firstRefused returns the first rune of s that a mirror's URL does not
+// need: anything but the unreserved characters of RFC 3986 (ASCII letters,
+// digits, "-._~") and extra. Nothing else is safe in the files the package
+// managers read: dnf, yum and tdnf split baseurl= on commas and white space
+// (so "https://m.example/pmc,file:///var/tmp/r" would give the repository a
+// second, local address) and expand "$" variables, and apt reads "[", "]"
+// and white space as option syntax. Percent-escapes are refused too: a
+// mirror's path needs none, and without them no escaped form of those
+// characters reaches a file either.
+func firstRefused(s, extra string) (rune, bool) {
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("-._~", r), strings.ContainsRune(extra, r):
+		default:
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 func parseFingerprints(value json.RawMessage) ([]string, error) {

@@ -74,6 +74,25 @@ func TestParsePublicInvalid(t *testing.T) {
 		{`{"repositoryUrl": "https://mirror.example.com/#x"}`, "fragment"},
 		{`{"repositoryUrl": "https://mirror.example.com/a b"}`, "white space"},
 		{`{"repositoryUrl": "https:mirror"}`, "https://"},
+		// Characters a mirror does not need and the repository files give
+		// a meaning: dnf/yum/tdnf split baseurl= on commas and expand "$"
+		// variables; apt reads "[" "]" as options.
+		{`{"repositoryUrl": "https://m.example/pmc,file:///var/tmp/r"}`, `the path contains ','`},
+		{`{"repositoryUrl": "https://m.example/pmc,http://evil.example/"}`, `the path contains ','`},
+		{`{"repositoryUrl": "https://m.example/$releasever"}`, `the path contains '$'`},
+		{`{"repositoryUrl": "https://m.example/pmc%2Cfile:///x"}`, `the path contains '%'`},
+		{`{"repositoryUrl": "https://m.example/a]b"}`, `the path contains ']'`},
+		{`{"repositoryUrl": "https://m.example/a[b"}`, `the path contains '['`},
+		{`{"repositoryUrl": "https://m.example/a;b"}`, `the path contains ';'`},
+		{`{"repositoryUrl": "https://m.example/a'b"}`, `the path contains '\''`},
+		{`{"repositoryUrl": "https://m.example/a\"b"}`, `the path contains '"'`},
+		{`{"repositoryUrl": "https://m.example/a=b"}`, `the path contains '='`},
+		{`{"repositoryUrl": "https://m.example/a:b"}`, `the path contains ':'`},
+		{`{"repositoryUrl": "https://m.example/a\\b"}`, `the path contains '\\'`},
+		{`{"repositoryUrl": "https://m.example/caf\u00e9"}`, `the path contains 'é'`},
+		{`{"repositoryUrl": "https://m$x.example/pmc"}`, `the host name contains '$'`},
+		{`{"repositoryUrl": "https://m,x.example/pmc"}`, `the host name contains ','`},
+		{`{"repositoryUrl": "https://[::1]/pmc"}`, `the host name contains '['`},
 		{`{"signingKeyFingerprints": "BC528686B50D79E339D3721CEB3E94ADBE1229CF"}`, "must be a list"},
 		{`{"signingKeyFingerprints": []}`, "must not be empty"},
 		{`{"signingKeyFingerprints": [1]}`, "signingKeyFingerprints[0] must be a string"},
@@ -89,6 +108,20 @@ func TestParsePublicInvalid(t *testing.T) {
 		}
 		if !strings.Contains(fe.Msg, c.want) {
 			t.Errorf("%s: message %q lacks %q", c.in, fe.Msg, c.want)
+		}
+	}
+}
+
+func TestRepositoryURLCharacters(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://mirror.example.com/pmc":                       "https://mirror.example.com/pmc",
+		"https://mirror-1.example.com:8443/a_b/c.d/~e/":        "https://mirror-1.example.com:8443/a_b/c.d/~e",
+		"https://10.0.0.5/artifactory/api/rpm/pmc-remote":      "https://10.0.0.5/artifactory/api/rpm/pmc-remote",
+		"https://Nexus.Example.COM/repository/packages-ms-com": "https://Nexus.Example.COM/repository/packages-ms-com",
+	} {
+		p, err := ParsePublic(json.RawMessage(`{"repositoryUrl": "` + in + `"}`))
+		if err != nil || p.RepositoryURL != want {
+			t.Errorf("%s: got %q, %v; want %q", in, p.RepositoryURL, err, want)
 		}
 	}
 }
@@ -112,9 +145,14 @@ func FuzzParsePublic(f *testing.F) {
 			return
 		}
 		if p.RepositoryURL != "" {
-			if !strings.HasPrefix(p.RepositoryURL, "https://") || strings.HasSuffix(p.RepositoryURL, "/") ||
-				strings.ContainsAny(p.RepositoryURL, "?# \t\n") {
+			rest, ok := strings.CutPrefix(p.RepositoryURL, "https://")
+			if !ok || strings.HasSuffix(p.RepositoryURL, "/") {
 				t.Fatalf("bad URL accepted: %q", p.RepositoryURL)
+			}
+			for _, r := range rest {
+				if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~/:", r)) {
+					t.Fatalf("URL with %q accepted: %q", r, p.RepositoryURL)
+				}
 			}
 		}
 		if p.SigningKeyFingerprints != nil && len(p.SigningKeyFingerprints) == 0 {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/sysroot"
+	"github.com/aadsshlogin/handler/test/loopback"
 	"github.com/aadsshlogin/handler/test/require"
 )
 
@@ -24,12 +25,15 @@ import (
 // PKGMGR_TEST_LOCK=<mode>:<path> it takes the lock, prints "locked" and
 // holds it until its standard input closes, like dpkg would until done. On
 // failure it prints the error instead, which the parent reports.
+// TestMain runs the tests with loopback networking only (test/loopback);
+// started with PKGMGR_TEST_LOCK, the binary is instead a helper holding a
+// lock.
 func TestMain(m *testing.M) {
 	if spec := os.Getenv("PKGMGR_TEST_LOCK"); spec != "" {
 		holdLock(spec)
 		return
 	}
-	m.Run()
+	os.Exit(loopback.Main(m))
 }
 
 func holdLock(spec string) {

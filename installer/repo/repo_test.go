@@ -170,6 +170,67 @@ func TestBuildRejectsBadInput(t *testing.T) {
 	}
 }
 
+// TestBuildRefusesHostileLocations: a base or prefix with a character that
+// means something in a repository file never reaches one, for every back
+// end's file (apt .list, dnf/yum/tdnf .repo, zypper .repo), whether it
+// comes from the settings (which refuse it first) or from anywhere else.
+func TestBuildRefusesHostileLocations(t *testing.T) {
+	platforms := map[string]distro.Platform{
+		"apt":    platform(t, "ubuntu", "22.04", "jammy", "amd64"),
+		"dnf":    platform(t, "rhel", "9.4", "", "amd64"),
+		"yum":    platform(t, "rhel", "7.9", "", "amd64"),
+		"tdnf":   platform(t, "azurelinux", "3.0", "", "amd64"),
+		"zypper": platform(t, "sles", "15.6", "", "amd64"),
+	}
+	hostile := []Location{
+		{Base: "https://m.example/pmc,file:///var/tmp/r"},
+		{Base: "https://m.example/pmc,http://evil.example/pmc"},
+		{Base: "https://m.example/pmc file:///var/tmp/r"},
+		{Base: "https://m.example/pmc\tfile:///var/tmp/r"},
+		{Base: "https://m.example/pmc\n[evil]\nbaseurl=file:///var/tmp/r"},
+		{Base: "https://m.example/pmc\rgpgcheck=0"},
+		{Base: "https://m.example/$releasever"},
+		{Base: "https://m.example/${x}"},
+		{Base: "https://m.example/pmc%2Cfile:///var/tmp/r"},
+		{Base: "https://m.example/pmc]"},
+		{Base: "[trusted=yes] https://m.example/pmc"},
+		{Base: "https://m.example/pmc#"},
+		{Base: "https://m.example/pmc;x"},
+		{Base: "https://m.example/pmc?x=1"},
+		{Base: "https://user@m.example/pmc"},
+		{Base: "https://m.example/p:mc"},
+		{Base: "http://m.example/pmc"},
+		{Base: "file:///var/tmp/r"},
+		{Base: "https://"},
+		{Base: "https:///pmc"},
+		{Base: ""},
+		{Base: DefaultBase, Prefix: "/microsoft,file:///var/tmp/r"},
+		{Base: DefaultBase, Prefix: "/$basearch"},
+		{Base: DefaultBase, Prefix: "/a b"},
+		{Base: DefaultBase, Prefix: "microsoft"},
+		{Base: DefaultBase, Prefix: "/a:b"},
+	}
+	for kind, p := range platforms {
+		for _, loc := range hostile {
+			def, err := Build(p, loc, p.Flavor)
+			if err == nil {
+				t.Errorf("%s: Build accepted %q %q:\n%s", kind, loc.Base, loc.Prefix, def.Content)
+			}
+		}
+		// What a mirror's URL needs is accepted, and the file names it on
+		// exactly one line.
+		loc := Location{Base: "https://Mirror-1.example.com:8443/a_b/c.d/~e"}
+		def, err := Build(p, loc, p.Flavor)
+		if err != nil {
+			t.Errorf("%s: %v", kind, err)
+			continue
+		}
+		if n := strings.Count(string(def.Content), loc.Base); n != 1 {
+			t.Errorf("%s: base appears %d times:\n%s", kind, n, def.Content)
+		}
+	}
+}
+
 func writeRepo(t *testing.T, root, name, content string) {
 	t.Helper()
 	dir := filepath.Join(root, "etc/yum.repos.d")
