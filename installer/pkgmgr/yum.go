@@ -21,7 +21,7 @@ func (y *yumLike) Installed(ctx context.Context, names ...string) (map[string]st
 // failure cannot hide behind skip_if_unavailable or another repository's
 // error, and the output is about it alone. dnf 4 with skip_if_unavailable
 // reports a failed download and still exits 0, hence the output decides.
-func (y *yumLike) Refresh(ctx context.Context, repoID, _ string) error {
+func (y *yumLike) Refresh(ctx context.Context, repoID, sourceFile string) error {
 	var only []string
 	if repoID != "" {
 		only = []string{"--disablerepo=*", "--enablerepo=" + repoID}
@@ -43,7 +43,20 @@ func (y *yumLike) Refresh(ctx context.Context, repoID, _ string) error {
 	if err != nil {
 		return err
 	}
-	return refreshFailure(repoLabel(repoID), y.tool(), res, y.tool()+" makecache")
+	if err := refreshFailure(repoLabel(repoID), y.tool(), res, y.tool()+" makecache"); err != nil {
+		return err
+	}
+	y.ours = scope{repoID: repoID, sourceFile: sourceFile}
+	return nil
+}
+
+// onlyOurs enables our repository alone, once Refresh has named it (see
+// scope.go). tdnf takes the same options (and '*' as a pattern).
+func (y *yumLike) onlyOurs() []string {
+	if y.ours.repoID == "" {
+		return nil
+	}
+	return []string{"--disablerepo=*", "--enablerepo=" + y.ours.repoID}
 }
 
 func repoLabel(id string) string {
@@ -58,7 +71,8 @@ func repoLabel(id string) string {
 // ones show "@System"/"installed" or "@<repo>" for the repository they came
 // from. A package counts as available when a line names a repository.
 func (y *yumLike) Available(ctx context.Context, name string) (bool, error) {
-	args := []string{"-q", "list"}
+	args := append([]string{"-q"}, y.onlyOurs()...)
+	args = append(args, "list")
 	if y.kind != Tdnf {
 		args = append(args, "--showduplicates")
 	}
@@ -140,15 +154,43 @@ func (y *yumLike) Install(ctx context.Context, pkgs ...Package) error {
 		if len(step.specs) == 0 {
 			continue
 		}
-		res, err := y.exec(ctx, nil, y.tool(), append([]string{"-y", step.verb}, step.specs...)...)
-		if err != nil {
+		if err := y.step(ctx, step.verb, step.specs); err != nil {
 			return err
-		}
-		if res.ExitCode != 0 {
-			return opFailure(step.verb, y.tool(), step.specs, res, y.tool()+" "+step.verb+" "+strings.Join(step.specs, " "))
 		}
 	}
 	return nil
+}
+
+// step runs one install or upgrade with our repository alone, and with
+// every enabled repository when a dependency is missing (see scope.go).
+func (y *yumLike) step(ctx context.Context, verb string, specs []string) error {
+	reproduce := y.tool() + " " + verb + " " + strings.Join(specs, " ")
+	ours := y.onlyOurs()
+	res, err := y.exec(ctx, nil, y.tool(), append(append([]string{"-y", verb}, ours...), specs...)...)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode == 0 {
+		return nil
+	}
+	if len(ours) == 0 || !depMissing(res.Combined()) {
+		return opFailure(verb, y.tool(), specs, res, reproduce)
+	}
+	deps := missingDeps(res.Combined())
+	y.log.WithField("missing", deps).Info("a dependency is not installed; installing with every enabled repository")
+	res, err = y.exec(ctx, nil, y.tool(), append([]string{"-y", verb}, specs...)...)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode == 0 {
+		return nil
+	}
+	// dnf names the repository ("repo 'id'") and the URL; ours is left out.
+	mine := append(y.sourceURLs(y.ours.sourceFile), "'"+y.ours.repoID+"'")
+	if where, why := foreignProblem(res.Combined(), mine); where != "" {
+		return distroRepoFailure(y.tool(), specs, deps, where, why, res, reproduce)
+	}
+	return opFailure(verb, y.tool(), specs, res, reproduce)
 }
 
 // Reinstall implements Manager.
@@ -156,7 +198,7 @@ func (y *yumLike) Reinstall(ctx context.Context, names ...string) error {
 	if len(names) == 0 {
 		return nil
 	}
-	res, err := y.exec(ctx, nil, y.tool(), append([]string{"-y", "reinstall"}, names...)...)
+	res, err := y.exec(ctx, nil, y.tool(), append(append([]string{"-y", "reinstall"}, y.onlyOurs()...), names...)...)
 	if err != nil {
 		return err
 	}
@@ -172,7 +214,14 @@ func (y *yumLike) Remove(ctx context.Context, names ...string) error {
 	if err != nil || len(present) == 0 {
 		return err
 	}
-	res, err := y.exec(ctx, nil, y.tool(), append([]string{"-y", "remove"}, present...)...)
+	// Removing needs no repository: dnf and yum would still load every
+	// enabled one, and fail on a broken one. tdnf keeps its command line
+	// (not verified against a real tdnf).
+	args := []string{"-y", "remove"}
+	if y.kind != Tdnf {
+		args = append(args, "--disablerepo=*")
+	}
+	res, err := y.exec(ctx, nil, y.tool(), append(args, present...)...)
 	if err != nil {
 		return err
 	}
