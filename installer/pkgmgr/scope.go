@@ -117,7 +117,7 @@ func foreignProblem(out string, ours []string) (where, reason string) {
 	if url == "" && why == "" {
 		return "", ""
 	}
-	if name := repoNamed(rest); name != "" && url != "" && !strings.Contains(url, name) {
+	if name := repoNamed(rest); name != "" && url != "" && !strings.Contains(name, "://") && !strings.Contains(url, name) {
 		url = name + " (" + url + ")"
 	}
 	return orDefault(url, "a repository of the distribution"), why
