@@ -373,7 +373,10 @@ func brokenRepo(t *testing.T, r *sandbox.Root) {
 		t.Fatalf("apt-ftparchive: %v", err)
 	}
 	r.WriteFile("/srv/local/Packages", string(out), 0o644)
-	r.WriteFile("/etc/apt/sources.list.d/local.list", "deb [trusted=yes] file:/srv/local ./\n", 0o644)
+	// In our source file: the back end installs from it alone first, and
+	// falls back to every source when a dependency is missing, which no
+	// source has here.
+	r.WriteFile(realList, r.ReadFile(realList)+"deb [trusted=yes] file:/srv/local ./\n", 0o644)
 }
 
 // recorder writes each case's apt output to $AADSSH_RECORD_APT/<name>.txt

@@ -133,6 +133,7 @@ var reasonPhrases = []string{
 	"unable to connect to",
 	"404",
 	"403",
+	"permission to access", // zypper's 403: "Permission to access '<url>' denied."
 	"does not have a release file",
 	"error message:",
 	"curl error",

@@ -140,6 +140,8 @@ type base struct {
 	root sysroot.Root
 	log  logrus.FieldLogger
 	env  []string
+	// ours is our repository, recorded by Refresh (see scope.go).
+	ours scope
 }
 
 func (b *base) Kind() Kind { return b.kind }

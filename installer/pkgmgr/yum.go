@@ -2,6 +2,7 @@ package pkgmgr
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/aadsshlogin/handler/cmdrun"
@@ -28,7 +29,7 @@ func (y *yumLike) Installed(ctx context.Context, names ...string) (map[string]st
 // failure cannot hide behind skip_if_unavailable or another repository's
 // error, and the output is about it alone. dnf 4 with skip_if_unavailable
 // reports a failed download and still exits 0, hence the output decides.
-func (y *yumLike) Refresh(ctx context.Context, repoID, _ string) error {
+func (y *yumLike) Refresh(ctx context.Context, repoID, sourceFile string) error {
 	var only []string
 	if repoID != "" {
 		only = []string{"--disablerepo=*", "--enablerepo=" + repoID}
@@ -50,7 +51,20 @@ func (y *yumLike) Refresh(ctx context.Context, repoID, _ string) error {
 	if err != nil {
 		return err
 	}
-	return refreshFailure(repoLabel(repoID), y.tool(), res, y.tool()+" makecache")
+	if err := refreshFailure(repoLabel(repoID), y.tool(), res, y.tool()+" makecache"); err != nil {
+		return err
+	}
+	y.ours = scope{repoID: repoID, sourceFile: sourceFile}
+	return nil
+}
+
+// onlyOurs enables our repository alone, once Refresh has named it (see
+// scope.go). tdnf takes the same options (and '*' as a pattern).
+func (y *yumLike) onlyOurs() []string {
+	if y.ours.repoID == "" {
+		return nil
+	}
+	return []string{"--disablerepo=*", "--enablerepo=" + y.ours.repoID}
 }
 
 func repoLabel(id string) string {
@@ -83,7 +97,7 @@ func (y *yumLike) Available(ctx context.Context, name string) (bool, error) {
 
 // list runs "list [--showduplicates] name" (tdnf has no such option).
 func (y *yumLike) list(ctx context.Context, name string) (cmdrun.Result, error) {
-	args := append([]string{"-q"}, y.excludeArgs()...)
+	args := append(append([]string{"-q"}, y.excludeArgs()...), y.onlyOurs()...)
 	args = append(args, "list")
 	if y.kind != Tdnf {
 		args = append(args, "--showduplicates")
@@ -172,16 +186,44 @@ func (y *yumLike) Install(ctx context.Context, pkgs ...Package) error {
 		if len(step.specs) == 0 {
 			continue
 		}
-		args := append(append([]string{"-y"}, y.excludeArgs()...), step.verb)
-		res, err := y.exec(ctx, nil, y.tool(), append(args, step.specs...)...)
-		if err != nil {
+		if err := y.step(ctx, step.verb, step.specs); err != nil {
 			return err
-		}
-		if res.ExitCode != 0 {
-			return opFailure(step.verb, y.tool(), step.specs, res, y.reproduce(step.verb, step.specs))
 		}
 	}
 	return nil
+}
+
+// step runs one install or upgrade with our repository alone, and with
+// every enabled repository when a dependency is missing (see scope.go).
+func (y *yumLike) step(ctx context.Context, verb string, specs []string) error {
+	reproduce := y.reproduce(verb, specs)
+	ours := y.onlyOurs()
+	head := append(append([]string{"-y"}, y.excludeArgs()...), verb)
+	res, err := y.exec(ctx, nil, y.tool(), append(append(slices.Clone(head), ours...), specs...)...)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode == 0 {
+		return nil
+	}
+	if len(ours) == 0 || !depMissing(res.Combined()) {
+		return opFailure(verb, y.tool(), specs, res, reproduce)
+	}
+	deps := missingDeps(res.Combined())
+	y.log.WithField("missing", deps).Info("a dependency is not installed; installing with every enabled repository")
+	res, err = y.exec(ctx, nil, y.tool(), append(head, specs...)...)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode == 0 {
+		return nil
+	}
+	// dnf names the repository ("repo 'id'") and the URL; ours is left out.
+	mine := append(y.sourceURLs(y.ours.sourceFile), "'"+y.ours.repoID+"'")
+	if where, why := foreignProblem(res.Combined(), mine); where != "" {
+		return distroRepoFailure(y.tool(), specs, deps, where, why, res, reproduce)
+	}
+	return opFailure(verb, y.tool(), specs, res, reproduce)
 }
 
 // Reinstall implements Manager.
@@ -189,7 +231,7 @@ func (y *yumLike) Reinstall(ctx context.Context, names ...string) error {
 	if len(names) == 0 {
 		return nil
 	}
-	args := append(append([]string{"-y"}, y.excludeArgs()...), "reinstall")
+	args := append(append(append([]string{"-y"}, y.excludeArgs()...), "reinstall"), y.onlyOurs()...)
 	res, err := y.exec(ctx, nil, y.tool(), append(args, names...)...)
 	if err != nil {
 		return err
@@ -206,7 +248,14 @@ func (y *yumLike) Remove(ctx context.Context, names ...string) error {
 	if err != nil || len(present) == 0 {
 		return err
 	}
-	res, err := y.exec(ctx, nil, y.tool(), append([]string{"-y", "remove"}, present...)...)
+	// Removing needs no repository: dnf and yum would still load every
+	// enabled one, and fail on a broken one. tdnf keeps its command line
+	// (not verified against a real tdnf).
+	args := []string{"-y", "remove"}
+	if y.kind != Tdnf {
+		args = append(args, "--disablerepo=*")
+	}
+	res, err := y.exec(ctx, nil, y.tool(), append(args, present...)...)
 	if err != nil {
 		return err
 	}

@@ -323,6 +323,9 @@ func (r *Root) setupRPM() error {
 	if fb == "" {
 		return fmt.Errorf("no fakebase for releasever %q", r.Spec.ReleaseVer)
 	}
+	if err := r.writeRPMDefaults(); err != nil {
+		return err
+	}
 	return r.installPackage(fb, "--justdb")
 }
 
