@@ -36,7 +36,9 @@ func diskPaths() []string { return []string{"/var/cache", "/var/lib", "/usr"} }
 // install: configure the repository and install the packages, unless a
 // previous run already left exactly this configuration (agent retries).
 func (r *run) install(ctx context.Context) outcome {
-	if out, ok := r.fastPath(); ok {
+	// An identity the fast path finds missing gets the full run, with the
+	// install's identity window.
+	if out, ok := r.fastPath(); ok && out.err == nil {
 		out.mrseq = false // mrseq records enables only
 		return out
 	}
@@ -157,6 +159,13 @@ func (r *run) fastPath() (outcome, bool) {
 			break
 		}
 	}
+	// The identity may have been removed since the install (handler/identity.go).
+	ierr, warnings := r.fastIdentity(context.Background())
+	if ierr != nil {
+		log.WithError(ierr).Warn("the system-assigned managed identity is gone")
+		return outcome{err: ierr}, true
+	}
+	out.substatus = append(withoutSubstatus(out.substatus, identitySubstatus), warnings...)
 	return out, true
 }
 
