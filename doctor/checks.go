@@ -27,8 +27,9 @@ import (
 	"github.com/aadsshlogin/handler/selinux"
 )
 
-// Clock thresholds. Entra SSH certificates (az ssh) are valid for about an
-// hour, and token validators commonly tolerate 5 minutes of clock skew: a
+// Clock thresholds. Entra SSH certificates (az ssh) are valid for one hour
+// (Azure/azure-cli-extensions#3565, "default to an hour"), checked against
+// the VM's clock; token validators commonly tolerate 5 minutes of skew: a
 // clock off by more than the certificate's lifetime rejects every
 // certificate, one off by minutes rejects fresh ones now and then.
 const (
@@ -485,6 +486,10 @@ func (e *env) checkSELinux(ctx context.Context) Check {
 	rep := selinux.Probe{Runner: e.o.Runner, Root: e.o.Root}.Detect(ctx)
 	switch rep.Mode {
 	case selinux.ModeUnknown:
+		if !e.o.Root.Exists("/sys/fs/selinux") {
+			// The kernel mounts selinuxfs whenever SELinux is enabled.
+			return pass("SELinux is not enabled (no /sys/fs/selinux).")
+		}
 		return skip("Not determined: SELinux's mode could not be read.")
 	case selinux.Disabled:
 		return pass("SELinux is disabled.")
