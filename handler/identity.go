@@ -2,9 +2,12 @@ package handler
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aadsshlogin/handler/checks"
+	"github.com/aadsshlogin/handler/doctor"
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/handler/agent"
 	"github.com/aadsshlogin/handler/imds"
@@ -58,4 +61,20 @@ func withoutSubstatus(subs []agent.Substatus, name string) []agent.Substatus {
 		}
 	}
 	return out
+}
+
+// entraSessions names the Entra users logged in (utmp, logind) as a
+// warning substatus for uninstall: their sessions stay open, but once
+// aadsshlogin is gone they cannot log in again, and sudo through the
+// Administrator Login role ends with the package's sudoers drop-in.
+func (r *run) entraSessions() []agent.Substatus {
+	users, _, err := doctor.EntraSessions(r.opts.Root)
+	if err != nil || len(users) == 0 {
+		return nil
+	}
+	r.log.WithField("users", users).Info("Entra users logged in during uninstall")
+	return []agent.Substatus{{Name: "EntraSessions", Status: agent.Warning,
+		Message: fmt.Sprintf("Entra ID users were logged in while the extension was removed: %s. Their sessions stay open, "+
+			"but they cannot log in again with Microsoft Entra ID, and sudo through the Virtual Machine Administrator Login role "+
+			"ends with aadsshlogin's sudoers rule; ask them to log off.", strings.Join(users, ", "))}}
 }

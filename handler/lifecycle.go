@@ -116,13 +116,14 @@ func (r *run) uninstall(ctx context.Context) outcome {
 	if err != nil {
 		return outcome{err: err}
 	}
+	sessions := r.entraSessions() // before the package (and /etc/aadpasswd) goes
 	if err := installer.Uninstall(ctx, cfg, st); err != nil {
-		return outcome{err: err}
+		return outcome{err: err, substatus: sessions}
 	}
 	if err := r.opts.Root.RemoveIfExists(MarkerPath); err != nil {
 		r.log.WithError(err).Warn("removing the version marker")
 	}
-	return outcome{message: "aadsshlogin was removed; SSH login with Microsoft Entra ID is no longer configured on this VM."}
+	return outcome{message: "aadsshlogin was removed; SSH login with Microsoft Entra ID is no longer configured on this VM.", substatus: sessions}
 }
 
 // fastPath reports success without touching anything when the last install

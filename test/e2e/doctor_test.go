@@ -153,3 +153,42 @@ func TestDoctorIMDSDown(t *testing.T) {
 		w.WantUnchangedSince(before)
 	})
 }
+
+// TestUninstallWithEntraUserLoggedIn: an Entra user's utmp record is
+// there when the extension is removed. Uninstall completes within its
+// budget, removes the package, and its status names the user and what the
+// open session loses.
+func TestUninstallWithEntraUserLoggedIn(t *testing.T) {
+	sandbox.RunIsolated(t, func(t *testing.T) {
+		w := newWorld(t, "debian-12", sandbox.NetworkOptions{})
+		h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+		w.MustApply(h, 0, w.Pinned())
+		rec := doctor.UtmpRecord(doctor.Session{User: "alice@contoso.com", Line: "pts/0", Host: "10.1.2.3", PID: 1}, time.Now())
+		w.Root.WriteFile("/run/utmp", string(rec), 0o664)
+
+		// The agent's uninstall, without the directory removal that
+		// follows it, so the status can be read.
+		r := w.Agent.Run(context.Background(), h, agentsim.Uninstall, 0, nil)
+		w.LogResults([]agentsim.CommandResult{r})
+		if r.ExitCode != 0 {
+			t.Fatalf("uninstall exit %d: %s", r.ExitCode, r.AgentMessage)
+		}
+		if r.Duration > 60*time.Second {
+			t.Errorf("uninstall took %s", r.Duration)
+		}
+		st := w.WantStatus(h, 0, "success", 0)
+		found := false
+		for _, s := range st.Substatus {
+			if s.Name == "EntraSessions" && strings.Contains(s.Message, "alice@contoso.com") &&
+				strings.Contains(s.Message, "cannot log in again") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no EntraSessions warning naming alice@contoso.com in %+v", st.Substatus)
+		}
+		if v := w.Installed("aadsshlogin"); v != "" {
+			t.Errorf("aadsshlogin %s still installed", v)
+		}
+	})
+}
