@@ -45,3 +45,7 @@ func selinuxWarnings(rep selinux.Report) []Warning {
 			"The first command alone is a stop-gap; docs/selinux.md of this handler has the details.",
 	}}
 }
+
+// SELinuxWarningsFrom is SELinuxWarnings for a report already taken (doctor
+// reports the mode as well).
+func SELinuxWarningsFrom(rep selinux.Report) []Warning { return selinuxWarnings(rep) }

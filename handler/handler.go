@@ -142,13 +142,16 @@ func Main(o Options) failure.Code {
 	o.defaults()
 	start := o.Now()
 	if len(o.Args) < 2 {
-		fmt.Fprintln(o.Stderr, "Usage: aadsshlogin-handler install|enable|disable|update|uninstall|version")
+		fmt.Fprintln(o.Stderr, "Usage: aadsshlogin-handler install|enable|disable|update|uninstall|version|doctor [--json]")
 		return failure.UnknownVerb
 	}
 	arg := strings.ToLower(strings.TrimLeft(o.Args[1], "-"))
 	if arg == "version" {
 		fmt.Fprintln(o.Stdout, o.Version)
 		return failure.OK
+	}
+	if arg == doctorVerb {
+		return runDoctor(o)
 	}
 	verb := Verb(arg)
 	if operationName(verb) == "" {

@@ -37,7 +37,7 @@ type fakeAgent struct {
 	stdout, stderr          bytes.Buffer
 }
 
-func newFakeAgent(t *testing.T) *fakeAgent {
+func newFakeAgent(t testing.TB) *fakeAgent {
 	t.Helper()
 	dir := t.TempDir()
 	a := &fakeAgent{
@@ -61,7 +61,7 @@ func newFakeAgent(t *testing.T) *fakeAgent {
 	return a
 }
 
-func (a *fakeAgent) write(t *testing.T, path, content string) {
+func (a *fakeAgent) write(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func (a *fakeAgent) write(t *testing.T, path, content string) {
 	}
 }
 
-func (a *fakeAgent) settings(t *testing.T, seq int, public string) {
+func (a *fakeAgent) settings(t testing.TB, seq int, public string) {
 	t.Helper()
 	a.write(t, filepath.Join(a.handlerDir, "config", itoa(seq)+".settings"),
 		`{"runtimeSettings":[{"handlerSettings":{"publicSettings":`+public+`,"protectedSettings":null,"protectedSettingsCertThumbprint":null}}]}`)

@@ -36,7 +36,9 @@ func diskPaths() []string { return []string{"/var/cache", "/var/lib", "/usr"} }
 // install: configure the repository and install the packages, unless a
 // previous run already left exactly this configuration (agent retries).
 func (r *run) install(ctx context.Context) outcome {
-	if out, ok := r.fastPath(); ok {
+	// An identity the fast path finds missing gets the full run, with the
+	// install's identity window.
+	if out, ok := r.fastPath(); ok && out.err == nil {
 		out.mrseq = false // mrseq records enables only
 		return out
 	}
@@ -114,13 +116,14 @@ func (r *run) uninstall(ctx context.Context) outcome {
 	if err != nil {
 		return outcome{err: err}
 	}
+	sessions := r.entraSessions() // before the package (and /etc/aadpasswd) goes
 	if err := installer.Uninstall(ctx, cfg, st); err != nil {
-		return outcome{err: err}
+		return outcome{err: err, substatus: sessions}
 	}
 	if err := r.opts.Root.RemoveIfExists(MarkerPath); err != nil {
 		r.log.WithError(err).Warn("removing the version marker")
 	}
-	return outcome{message: "aadsshlogin was removed; SSH login with Microsoft Entra ID is no longer configured on this VM."}
+	return outcome{message: "aadsshlogin was removed; SSH login with Microsoft Entra ID is no longer configured on this VM.", substatus: sessions}
 }
 
 // fastPath reports success without touching anything when the last install
@@ -161,6 +164,13 @@ func (r *run) fastPath() (outcome, bool) {
 			break
 		}
 	}
+	// The identity may have been removed since the install (handler/identity.go).
+	ierr, warnings := r.fastIdentity(context.Background())
+	if ierr != nil {
+		log.WithError(ierr).Warn("the system-assigned managed identity is gone")
+		return outcome{err: ierr}, true
+	}
+	out.substatus = append(withoutSubstatus(out.substatus, identitySubstatus), warnings...)
 	return out, true
 }
 

@@ -21,11 +21,14 @@ import (
 
 // Targets from issue 6.
 const (
-	TargetInstallRatio  = 1.10
-	TargetNoopEnableMS  = 50.0
-	TargetRepeatInstall = 1.0 // seconds
-	TargetPeakRSSMB     = 25.0
-	TargetBinaryMB      = 12.0
+	TargetInstallRatio = 1.10
+	TargetNoopEnableMS = 50.0
+	// TargetNoopEnableBinaryMS: the binary alone, IMDS identity check
+	// included (issue 11).
+	TargetNoopEnableBinaryMS = 10.0
+	TargetRepeatInstall      = 1.0 // seconds
+	TargetPeakRSSMB          = 25.0
+	TargetBinaryMB           = 12.0
 	// The agent kills install after 900 s; the handler stops its own work
 	// 75 s before that to leave room for rollback and the status.
 	InstallBudget = 900 * time.Second
@@ -116,6 +119,7 @@ type Steady struct {
 	NoopEnableCPUMS     []float64 // user + system CPU time of the binary
 	NoopRepoRequests    int
 	NoopIMDSRequests    int
+	NoopEnables         int // no-op enables measured (one IMDS token request each)
 	RepeatInstallS      []float64
 	RepeatRepoRequests  int
 	RepeatIMDSRequests  int
@@ -313,12 +317,13 @@ func (r *Report) Rows() []Row {
 		rows = append(rows,
 			Row{fmt.Sprintf("No-op enable through the agent (sh + entry script + binary), median of %d", len(s.NoopEnableAgentMS)),
 				fmt.Sprintf("%s (p90 %s)", ms(a), ms(Percentile(s.NoopEnableAgentMS, 90))), fmt.Sprintf("≤ %.0f ms", TargetNoopEnableMS), verdict(a <= TargetNoopEnableMS)},
-			Row{fmt.Sprintf("No-op enable, handler binary alone, median of %d", len(s.NoopEnableBinaryMS)),
-				fmt.Sprintf("%s (p90 %s)", ms(b), ms(Percentile(s.NoopEnableBinaryMS, 90))), fmt.Sprintf("≤ %.0f ms", TargetNoopEnableMS), verdict(b <= TargetNoopEnableMS)},
+			Row{fmt.Sprintf("No-op enable, handler binary alone (with its IMDS identity check), median of %d", len(s.NoopEnableBinaryMS)),
+				fmt.Sprintf("%s (p90 %s)", ms(b), ms(Percentile(s.NoopEnableBinaryMS, 90))), fmt.Sprintf("≤ %.0f ms", TargetNoopEnableBinaryMS), verdict(b <= TargetNoopEnableBinaryMS)},
 			Row{"… CPU time (user + system) of the binary in a no-op enable, median",
 				ms(Median(s.NoopEnableCPUMS)), "—", "—"},
-			Row{"Network requests during all no-op enables (IMDS + repository)",
-				fmt.Sprintf("%d + %d", s.NoopIMDSRequests, s.NoopRepoRequests), "0", verdict(s.NoopIMDSRequests+s.NoopRepoRequests == 0)},
+			Row{"Network requests during all no-op enables (IMDS + repository); the IMDS ones are the identity check, one token request per enable",
+				fmt.Sprintf("%d + %d", s.NoopIMDSRequests, s.NoopRepoRequests), fmt.Sprintf("%d + 0", s.NoopEnables),
+				verdict(s.NoopIMDSRequests == s.NoopEnables && s.NoopRepoRequests == 0)},
 		)
 		rep := Median(s.RepeatInstallS)
 		rows = append(rows,

@@ -40,13 +40,19 @@ func TestLifecycle(t *testing.T) {
 				// 2. The same goal state again (agent restart, reboot, another
 				// extension's goal state): enable only, nothing to do, no
 				// network, status still correct.
-				before := w.Requests()
+				// The only request is the identity check: one IMDS token
+				// request per enable (it may have been removed since).
+				before, tokens := len(w.Net.Repo.Requests()), w.Net.IMDS.TokenRequests()
+				imdsBefore := len(w.Net.IMDS.Requests())
 				res = w.MustApply(h, 0, w.Pinned())
 				if lastExit(t, res, agentsim.Enable) != 0 || len(res) != 1 {
 					t.Fatalf("repeated goal state ran %v", verbs(res))
 				}
-				if w.Requests() != before {
-					t.Errorf("a no-op enable reached the network: %d requests", w.Requests()-before)
+				if n := len(w.Net.Repo.Requests()) - before; n != 0 {
+					t.Errorf("a no-op enable reached the repository: %d requests", n)
+				}
+				if n, all := w.Net.IMDS.TokenRequests()-tokens, len(w.Net.IMDS.Requests())-imdsBefore; n != 1 || all != 1 {
+					t.Errorf("a no-op enable made %d IMDS requests, %d token requests; want exactly one token request", all, n)
 				}
 				w.WantStatus(h, 0, "success", 0)
 				res, err := w.Agent.Restart(ctx, h, 0)
@@ -62,8 +68,8 @@ func TestLifecycle(t *testing.T) {
 				if got := w.Mrseq(h); got != "1" {
 					t.Errorf("mrseq = %q, want 1", got)
 				}
-				if w.Requests() != before {
-					t.Errorf("an enable with unchanged settings reached the network")
+				if len(w.Net.Repo.Requests()) != before {
+					t.Errorf("an enable with unchanged settings reached the repository")
 				}
 
 				// 4. Update to the next build: old disable, new update, old
