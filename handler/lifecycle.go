@@ -97,13 +97,13 @@ func (r *run) uninstall(ctx context.Context) outcome {
 	if serr != nil {
 		r.log.WithError(serr).Warn("state unreadable; removing packages anyway")
 	}
-	kind := ""
+	var kind distro.PackageManager
 	if st != nil {
 		kind = st.PackageManager
 	}
 	if kind == "" {
 		if p, err := r.detect(); err == nil {
-			kind = string(p.PackageManager)
+			kind = p.PackageManager
 		}
 	}
 	if kind == "" {
@@ -112,7 +112,7 @@ func (r *run) uninstall(ctx context.Context) outcome {
 		_ = r.opts.Root.RemoveIfExists(MarkerPath)
 		return outcome{message: "Nothing to remove."}
 	}
-	cfg, err := r.installerConfig(distro.Platform{PackageManager: distro.PackageManager(kind)})
+	cfg, err := r.installerConfig(distro.Platform{PackageManager: kind})
 	if err != nil {
 		return outcome{err: err}
 	}
@@ -249,7 +249,7 @@ func (r *run) converge(ctx context.Context) outcome {
 	if err != nil {
 		return outcome{err: err}
 	}
-	if err := pre.Obsolete(string(p.PackageManager)); err != nil {
+	if err := pre.Obsolete(p.PackageManager); err != nil {
 		return outcome{err: err}
 	}
 	// The sshd warnings only read (the configuration files at once, and
@@ -342,7 +342,7 @@ func (r *run) converge(ctx context.Context) outcome {
 
 // installerConfig builds the installer's dependencies for a platform.
 func (r *run) installerConfig(p distro.Platform) (installer.Config, error) {
-	kind := pkgmgr.Kind(p.PackageManager)
+	kind := p.PackageManager
 	mgr, err := pkgmgr.New(kind, pkgmgr.Options{Runner: r.opts.Runner, Root: r.opts.Root, Log: r.log})
 	if err != nil {
 		return installer.Config{}, err

@@ -179,7 +179,7 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 		HandlerVersion: c.HandlerVersion,
 		ConfigHash:     c.ConfigHash,
 		Distro:         c.Platform.OS.ID + " " + c.Platform.OS.VersionID,
-		PackageManager: string(kind),
+		PackageManager: kind,
 		Packages:       map[string]string{},
 		Backups:        map[string]string{},
 	}

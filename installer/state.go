@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/aadsshlogin/handler/installer/pkgmgr"
 	"github.com/aadsshlogin/handler/sysroot"
 )
 
@@ -27,7 +28,7 @@ type State struct {
 	HandlerVersion string `json:"handlerVersion"` // version of the handler that completed the install
 	ConfigHash     string `json:"configHash"`     // hash of the effective repository settings applied
 	Distro         string `json:"distro"`         // e.g. "ubuntu 22.04", for logs
-	PackageManager string `json:"packageManager"` // kind, so uninstall works even if detection fails later
+	PackageManager pkgmgr.Kind `json:"packageManager"` // kind, so uninstall works even if detection fails later
 
 	RepoFile       string `json:"repoFile,omitempty"`       // repository definition we wrote
 	RepoFileSHA256 string `json:"repoFileSha256,omitempty"` // its content hash (fast path: unchanged?)
