@@ -25,9 +25,9 @@ const stateFile = StateDir + "/state.json"
 // install fast paths (is there anything to do?) and by Uninstall (what to
 // take away again).
 type State struct {
-	HandlerVersion string `json:"handlerVersion"` // version of the handler that completed the install
-	ConfigHash     string `json:"configHash"`     // hash of the effective repository settings applied
-	Distro         string `json:"distro"`         // e.g. "ubuntu 22.04", for logs
+	HandlerVersion string      `json:"handlerVersion"` // version of the handler that completed the install
+	ConfigHash     string      `json:"configHash"`     // hash of the effective repository settings applied
+	Distro         string      `json:"distro"`         // e.g. "ubuntu 22.04", for logs
 	PackageManager pkgmgr.Kind `json:"packageManager"` // kind, so uninstall works even if detection fails later
 
 	RepoFile       string `json:"repoFile,omitempty"`       // repository definition we wrote
@@ -40,6 +40,10 @@ type State struct {
 	// ImportedKeys are fingerprints we imported into the rpm database (and
 	// that were not there before), removed again by uninstall.
 	ImportedKeys []string `json:"importedKeys,omitempty"`
+	// Preinstalled are our packages the administrator had installed before
+	// the extension first ran (no version marker yet): uninstall leaves
+	// them, as it found them.
+	Preinstalled []string `json:"preinstalled,omitempty"`
 	// Backups maps a target path to the copy of the user's own file that we
 	// replaced; uninstall puts it back.
 	Backups map[string]string `json:"backups,omitempty"`
