@@ -23,6 +23,7 @@ import (
 	"github.com/aadsshlogin/handler/imds"
 	"github.com/aadsshlogin/handler/installer/pkgmgr"
 	"github.com/aadsshlogin/handler/sysroot"
+	"github.com/aadsshlogin/handler/throttle"
 )
 
 // Verb is a lifecycle command from HandlerManifest.json.
@@ -205,6 +206,7 @@ type run struct {
 	hard    time.Time
 	seq     int
 	summary *summary
+	waits   *throttle.Log // waits on the repository's 429/503 answers (installerConfig creates it)
 }
 
 func (r *run) execute(ctx context.Context) (out outcome) {
