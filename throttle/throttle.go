@@ -126,9 +126,9 @@ func Transient(code int) bool { return code == 429 || code == 503 }
 func Answer(code int) string {
 	switch code {
 	case 429:
-		return "HTTP 429 Too Many Requests (the repository's rate limit; packages.microsoft.com allows " + PMCLimit + ", and the extension's time budget ran out while waiting)"
+		return "HTTP 429 Too Many Requests (the repository's rate limit: packages.microsoft.com allows " + PMCLimit + "; the extension waited as long as its retry limits and time budget allow, so deploy VMs behind one address in smaller batches)"
 	case 503:
-		return "HTTP 503 Service Unavailable (the repository was overloaded for longer than the extension's time budget)"
+		return "HTTP 503 Service Unavailable (the repository stayed overloaded for as long as the extension's retry limits and time budget allow)"
 	}
 	return fmt.Sprintf("HTTP %d", code)
 }

@@ -159,6 +159,9 @@ func (f *fx) repoFile() string {
 	if f.deb() {
 		return harness.AptList
 	}
+	if f.Root.Spec.Manager == "zypper" {
+		return harness.ZypperRepo
+	}
 	return harness.YumRepo
 }
 
