@@ -28,9 +28,9 @@ const (
 	FleetSize              = 8
 	fleetInstallsPerWindow = 2
 	fleetWindow            = 10 * time.Second
-	fleetDistro = "debian-12"
-	fleetReport = "docs/fleet.md"
-	fleetEnv    = "AADSSH_FLEET_RESULTS"
+	fleetDistro            = "debian-12"
+	fleetReport            = "docs/fleet.md"
+	fleetEnv               = "AADSSH_FLEET_RESULTS"
 )
 
 // fleetResult is what the isolated child measured, for the parent's report.
