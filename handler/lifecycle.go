@@ -24,6 +24,7 @@ import (
 	"github.com/aadsshlogin/handler/installer/repo"
 	"github.com/aadsshlogin/handler/installer/verify"
 	"github.com/aadsshlogin/handler/settings"
+	"github.com/aadsshlogin/handler/throttle"
 )
 
 // Thresholds for the pre-flight checks.
@@ -326,6 +327,9 @@ func (r *run) converge(ctx context.Context) outcome {
 			_ = r.opts.Root.RemoveIfExists(MarkerPath)
 		}
 		subs = withSSHDWarnings(subs)
+		if sub, ok := r.rateLimitSubstatus(agent.Error); ok {
+			subs = append(subs, sub)
+		}
 		if failure.CodeOf(err) == failure.RepositoryUnreachable {
 			subs = append(subs, r.diagnose(ctx, cfg.Location, cl))
 		}
@@ -346,6 +350,10 @@ func (r *run) converge(ctx context.Context) outcome {
 		r.summary.say("%s", msg)
 		subs = append(subs, agent.Substatus{Name: "Release", Status: agent.Warning, Message: msg})
 	}
+	if sub, ok := r.rateLimitSubstatus(agent.Warning); ok {
+		r.summary.say("%s", sub.Message)
+		subs = append(subs, sub)
+	}
 	subs = append([]agent.Substatus{{Name: "Repository", Status: agent.Success, Message: repoMessage(res)}}, subs...)
 	r.summary.say("Repository: %s.", repoMessage(res))
 	return outcome{message: successMessage(res.Packages), substatus: subs, mrseq: r.verb == Enable}
@@ -358,11 +366,17 @@ func (r *run) installerConfig(p distro.Platform) (installer.Config, error) {
 	if err != nil {
 		return installer.Config{}, err
 	}
+	if r.waits == nil {
+		r.waits = &throttle.Log{}
+	}
+	// 429 and 503 from the repository are waited out within the budget
+	// (docs/fleet.md has the bounds).
+	mgr = pkgmgr.WithRetry(mgr, pkgmgr.RetryPolicy{Waits: r.waits, Log: r.log})
 	return installer.Config{
 		Root:           r.opts.Root,
 		Runner:         r.opts.Runner,
 		Log:            r.log,
-		HTTP:           r.httpClient(),
+		HTTP:           httpclient.WithWaits(r.httpClient(), r.waits),
 		Packages:       mgr,
 		Locks:          pkgmgr.Locks{Root: r.opts.Root, Log: r.log},
 		Services:       pkgmgr.Services{Runner: r.opts.Runner, Log: r.log, Root: r.opts.Root},
@@ -371,6 +385,21 @@ func (r *run) installerConfig(p distro.Platform) (installer.Config, error) {
 		Now:            r.opts.Now,
 		HardDeadline:   r.hard,
 	}, nil
+}
+
+// rateLimitSubstatus says how often and how long this run waited on the
+// repository's 429/503 answers; false when it did not.
+func (r *run) rateLimitSubstatus(status agent.State) (agent.Substatus, bool) {
+	sum := r.waits.Summary()
+	if sum == "" {
+		return agent.Substatus{}, false
+	}
+	msg := "The extension " + sum + "."
+	if status != agent.Error {
+		msg = "aadsshlogin was installed, but the extension first " + sum + "."
+	}
+	msg += " packages.microsoft.com allows " + throttle.PMCLimit + "; many VMs installing behind one address reach it (docs/fleet.md in the extension's source says what a fleet needs)."
+	return agent.Substatus{Name: "RateLimit", Status: status, Message: msg}, true
 }
 
 func (r *run) imds() *imds.Client {

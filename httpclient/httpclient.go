@@ -28,6 +28,8 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/net/http/httpproxy"
+
+	"github.com/aadsshlogin/handler/throttle"
 )
 
 // Options configures New. Zero values select the defaults documented on
@@ -50,6 +52,15 @@ type Options struct {
 	Log logrus.FieldLogger
 	// RootCAs replaces the system trust store when set (tests).
 	RootCAs *x509.CertPool
+	// Waits, when set, records every wait before a retry of an HTTP 429 or
+	// 503 answer (the status reports them).
+	Waits *throttle.Log
+	// Now is the clock for Retry-After dates and the remaining budget
+	// (default time.Now).
+	Now func() time.Time
+	// Jitter returns a uniformly random value in [0, n) for n > 0 (default
+	// math/rand/v2's N); tests make it deterministic.
+	Jitter func(n int64) int64
 }
 
 // Defaults applied by New.
@@ -116,8 +127,15 @@ func New(o Options) *retryablehttp.Client {
 	c.RetryMax = o.RetryMax
 	c.RetryWaitMin = o.RetryWaitMin
 	c.RetryWaitMax = o.RetryWaitMax
-	c.CheckRetry = checkRetry
-	c.Backoff = backoff
+	p := policy{now: o.Now, jitter: o.Jitter, waits: o.Waits}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.jitter == nil {
+		p.jitter = rand.N[int64]
+	}
+	c.CheckRetry = p.checkRetry
+	c.Backoff = p.backoff
 	c.ErrorHandler = lastAnswer
 	// retryablehttp logs to stderr by default; the agent captures stderr
 	// into its own log, so without a logger we stay silent.
@@ -206,7 +224,19 @@ func Retryable(status int) bool {
 	return false
 }
 
-func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+// policy decides about retries and waits. Retry-After is honoured in full
+// when the time budget (the request context's deadline) allows it; when it
+// points past the deadline the loop stops at once and the caller reports
+// the answer (HTTP 429 with the rate limit named), instead of sleeping into
+// the deadline. Every request is bounded by RetryMax: at most RetryMax+1
+// requests per download.
+type policy struct {
+	now    func() time.Time
+	jitter func(n int64) int64
+	waits  *throttle.Log
+}
+
+func (p policy) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	// The caller gave up (deadline or cancel): stop at once and say why.
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return false, ctxErr
@@ -214,7 +244,53 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	if err != nil {
 		return !permanent(err), err
 	}
-	return Retryable(resp.StatusCode), nil
+	if !Retryable(resp.StatusCode) {
+		return false, nil
+	}
+	if d, ok := retryAfter(resp.Header.Get("Retry-After"), p.now()); ok {
+		if dl, has := ctx.Deadline(); has && p.now().Add(d).After(dl) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// backoff honours a Retry-After from the server in full, plus a random
+// extra of up to a quarter of it (at most maxWait), so that a fleet told
+// the same moment does not come back at once. Without one it waits a
+// uniformly random time between zero and an exponentially growing cap
+// ("full jitter"), so many VMs retrying against the same repository spread
+// out. The wait never extends past the request context's deadline. Waits
+// on 429 and 503 are recorded.
+func (p policy) backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
+	var d time.Duration
+	if ra, ok := retryAfterOf(resp, p.now()); ok {
+		d = ra + time.Duration(p.jitter(int64(min(ra/4, maxWait))+1))
+	} else {
+		ceiling := maxWait
+		if attempt < 30 {
+			if c := minWait << attempt; c > 0 && c < maxWait {
+				ceiling = c
+			}
+		}
+		d = time.Duration(p.jitter(int64(ceiling) + 1))
+	}
+	if resp != nil && resp.Request != nil {
+		if dl, ok := resp.Request.Context().Deadline(); ok {
+			d = min(d, max(dl.Sub(p.now()), 0))
+		}
+		if throttle.Transient(resp.StatusCode) {
+			p.waits.Add(throttle.Wait{Source: "GET " + RedactURL(resp.Request.URL.String()), Status: resp.StatusCode, Delay: d})
+		}
+	}
+	return d
+}
+
+func retryAfterOf(resp *http.Response, now time.Time) (time.Duration, bool) {
+	if resp == nil {
+		return 0, false
+	}
+	return retryAfter(resp.Header.Get("Retry-After"), now)
 }
 
 // permanent reports transport errors that the same request will hit again:
@@ -236,25 +312,6 @@ func permanent(err error) bool {
 		}
 	}
 	return errors.Is(err, ErrRedirectRefused)
-}
-
-// backoff waits a uniformly random time between zero and an exponentially
-// growing cap ("full jitter"), so many VMs retrying against the same
-// repository spread out. A Retry-After from the server is honoured up to
-// max: waiting longer would blow the handler's time budget.
-func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
-	if resp != nil {
-		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			return min(d, maxWait)
-		}
-	}
-	ceiling := maxWait
-	if attempt < 30 {
-		if c := minWait << attempt; c > 0 && c < maxWait {
-			ceiling = c
-		}
-	}
-	return rand.N(ceiling + 1)
 }
 
 // retryAfter parses the seconds and HTTP-date forms of Retry-After.
@@ -386,6 +443,16 @@ func Passthrough(c *retryablehttp.Client) *retryablehttp.Client {
 func WithLog(c *retryablehttp.Client, log logrus.FieldLogger) *retryablehttp.Client {
 	cp := clone(c)
 	cp.Logger = leveled{log: log}
+	return cp
+}
+
+// WithWaits returns a copy of c whose retries follow this package's
+// policy (Retry-After within the budget, jittered backoff) and record each
+// wait on a 429 or 503 in waits, so the status can say the run waited.
+func WithWaits(c *retryablehttp.Client, waits *throttle.Log) *retryablehttp.Client {
+	cp := clone(c)
+	p := policy{now: time.Now, jitter: rand.N[int64], waits: waits}
+	cp.CheckRetry, cp.Backoff = p.checkRetry, p.backoff
 	return cp
 }
 
