@@ -178,7 +178,8 @@ func slowDistroMethod(b *strings.Builder, results ...*SlowDistroResult) {
 	p("it); C = the same in a root without that repository; M = the administrator in a root with it: write our repository file and keyring ")
 	p("byte for byte as the handler wrote them, then type the commands (%s). Each run has a new root; a round is S, C and M, in the order ", strings.Join(cmds, "; "))
 	p("SCM, then MCS, alternating, so that S and C are adjacent and swap places. The ratios are computed per round and the median ")
-	p("over rounds is reported; the distribution repository's request count is read before and after each run.\n")
+	p("over rounds is reported; the distribution repository's request count is read before and after each run. When the handler asked it ")
+	p("nothing, S and C do the same work, so the spread of S / C around 1 (below 1 as well as above) is the shared machine's noise.\n")
 }
 
 // slowDistroDetails renders the per-round table.
