@@ -487,7 +487,14 @@ func WarmTrustStore() {
 }
 
 // Reason turns a transport error into a few words a user understands
-// ("connection refused", "certificate verify failed", …).
+// ("connection refused", "certificate verify failed: …"). It is the one
+// wording of network errors: the downloads, the IMDS client and the network
+// diagnosis (checks) all use it, adding their own context (URL, host, step)
+// around it. Certificate problems say what usually causes them: a
+// TLS-inspecting proxy or firewall for an untrusted issuer, something else
+// answering for a wrong name, the VM's clock for a certificate not valid
+// now. Anything unrecognised is "network error": Go's error text goes to
+// the log, not to the user.
 func Reason(err error) string {
 	var (
 		unknownCA   x509.UnknownAuthorityError
@@ -499,6 +506,8 @@ func Reason(err error) string {
 		netErr      net.Error
 	)
 	switch {
+	case err == nil:
+		return "no error"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timed out"
 	case errors.Is(err, context.Canceled):
@@ -506,15 +515,26 @@ func Reason(err error) string {
 	case errors.Is(err, ErrRedirectRefused):
 		return "the server redirected to plain HTTP, to another host or too often, which the extension does not follow"
 	case errors.As(err, &unknownCA):
-		return "certificate verify failed (certificate signed by an unknown authority)"
+		issuer := "an unknown issuer"
+		if unknownCA.Cert != nil && unknownCA.Cert.Issuer.CommonName != "" {
+			issuer = strconv.Quote(unknownCA.Cert.Issuer.CommonName)
+		}
+		return "certificate verify failed: the certificate, issued by " + issuer +
+			", is not trusted; a TLS-inspecting proxy or firewall may be intercepting the connection"
 	case errors.As(err, &hostnameErr):
-		return "certificate verify failed (the certificate does not match the host name)"
+		return "certificate verify failed: the certificate is not valid for " + hostnameErr.Host +
+			"; something other than the real server answered"
+	case errors.As(err, &invalidCert) && invalidCert.Reason == x509.Expired:
+		return "certificate verify failed: the certificate is expired or not yet valid; check the VM's clock"
 	case errors.As(err, &invalidCert):
-		return "certificate verify failed (certificate expired or not valid)"
+		return "certificate verify failed: the certificate is not valid (" + strings.TrimPrefix(invalidCert.Error(), "x509: ") + ")"
 	case errors.As(err, &verifyErr):
 		return "certificate verify failed"
 	case errors.As(err, &dnsErr):
-		return "cannot resolve host name " + dnsErr.Name
+		if dnsErr.Name == "" {
+			return "cannot resolve the host name (" + DNSReason(dnsErr) + ")"
+		}
+		return "cannot resolve host name " + dnsErr.Name + " (" + DNSReason(dnsErr) + ")"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
 	case errors.Is(err, syscall.ECONNRESET):
@@ -525,13 +545,29 @@ func Reason(err error) string {
 		return "network unreachable"
 	case errors.As(err, &recordErr) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		// net/http reports the second form only as text.
-		return "TLS handshake failed (the server does not speak HTTPS)"
+		return "the server did not speak TLS"
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return "timed out"
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		return "connection closed by the server"
 	case strings.Contains(err.Error(), "tls: "):
-		return "TLS handshake failed"
+		msg := err.Error()
+		return "TLS error: " + msg[strings.LastIndex(msg, "tls: ")+len("tls: "):]
 	}
 	return "network error"
+}
+
+// DNSReason says why a name lookup failed, without the name (callers that
+// name the host themselves use it; Reason adds the name).
+func DNSReason(err error) string {
+	var de *net.DNSError
+	switch {
+	case errors.As(err, &de) && de.IsNotFound:
+		return "no such host"
+	case errors.As(err, &de) && de.IsTimeout, errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case errors.As(err, &de) && de.Err != "":
+		return de.Err
+	}
+	return "lookup failed"
 }
