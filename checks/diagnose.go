@@ -62,9 +62,19 @@ const (
 // parallel; each takes at most 5 s and all together at most 20 s. dial nil
 // means the system resolver and dialer.
 func Diagnose(ctx context.Context, endpoints []Endpoint, dial Dialer) string {
+	return DiagnoseVia(ctx, endpoints, dial, nil)
+}
+
+// DiagnoseVia is Diagnose through the given proxy decision (the handler's
+// own, package proxy); nil means the proxy environment.
+func DiagnoseVia(ctx context.Context, endpoints []Endpoint, dial Dialer, via func(*http.Request) (*url.URL, error)) string {
+	pf := proxyFromEnv()
+	if via != nil {
+		pf = func(u *url.URL) (*url.URL, error) { return via(&http.Request{URL: u}) }
+	}
 	d := diagnoser{
 		dial:  dial,
-		proxy: proxyFromEnv(),
+		proxy: pf,
 		probe: probeTimeout,
 		total: totalTimeout,
 	}

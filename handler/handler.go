@@ -25,6 +25,7 @@ import (
 	"github.com/aadsshlogin/handler/httpclient"
 	"github.com/aadsshlogin/handler/imds"
 	"github.com/aadsshlogin/handler/installer/pkgmgr"
+	"github.com/aadsshlogin/handler/proxy"
 	"github.com/aadsshlogin/handler/sysroot"
 	"github.com/aadsshlogin/handler/throttle"
 )
@@ -224,6 +225,7 @@ type run struct {
 	// unlock releases the handler lock; nil when it is not held.
 	unlock func() error
 	waits  *throttle.Log // waits on the repository's 429/503 answers (installerConfig creates it)
+	proxy  proxy.Proxy   // chosen by resolveProxy (converge); zero elsewhere
 }
 
 // release gives up the handler lock, if this run holds it.

@@ -24,6 +24,7 @@ import (
 	"github.com/aadsshlogin/handler/installer/pkgmgr"
 	"github.com/aadsshlogin/handler/installer/repo"
 	"github.com/aadsshlogin/handler/installer/verify"
+	"github.com/aadsshlogin/handler/proxy"
 	"github.com/aadsshlogin/handler/settings"
 	"github.com/aadsshlogin/handler/throttle"
 )
@@ -240,6 +241,9 @@ func (r *run) converge(ctx context.Context) outcome {
 	r.configure(&cfg, pub, cl)
 	res, err := r.installWithMarker(ctx, cfg)
 	subs = append(subs, warningSubstatus(sshd.Wait())...)
+	if msg := r.proxy.Describe(); msg != "" {
+		subs = append(subs, agent.Substatus{Name: "Proxy", Status: agent.Success, Message: msg})
+	}
 	if err != nil {
 		if sub, ok := r.rateLimitSubstatus(agent.Error); ok {
 			subs = append(subs, sub)
@@ -287,6 +291,9 @@ func (r *run) preflight(ctx context.Context) (settings.Public, distro.Platform, 
 	}
 	r.log = r.log.WithFields(logrus.Fields{"distro": p.OS.ID + " " + p.OS.VersionID, "pm": string(p.PackageManager)})
 	r.summary.say("Detected %s; package manager %s.", describe(p), p.PackageManager)
+	if err := r.resolveProxy(ctx, pub); err != nil {
+		return pub, p, cfg, pre, err
+	}
 	if err := checks.Memory(r.opts.Root, checks.DefaultMinMemory); err != nil {
 		return pub, p, cfg, pre, err
 	}
@@ -326,6 +333,40 @@ func (r *run) cloudAndIdentity(ctx context.Context) (cloud.Cloud, []agent.Substa
 	}
 	r.summary.say("System-assigned managed identity present (%s).", cl.Name)
 	return cl, subs, nil
+}
+
+// resolveProxy decides the proxy of this run (package proxy): the
+// httpProxy setting with the protected settings' credentials, the agent's
+// HttpProxy in /etc/waagent.conf, or the inherited variables. The
+// protected settings are decrypted only when the setting asks for a proxy.
+func (r *run) resolveProxy(ctx context.Context, pub settings.Public) error {
+	in := proxy.Inputs{Root: r.opts.Root, Getenv: r.opts.Getenv, Setting: pub.HTTPProxy}
+	if pub.HTTPProxy != "" {
+		hs, err := r.handlerSettings()
+		if err != nil {
+			return err
+		}
+		raw, err := hs.Protected(ctx)
+		if err != nil {
+			return err
+		}
+		prot, err := settings.ParseProtected(raw)
+		if err != nil {
+			return err
+		}
+		in.User, in.Password = prot.HTTPProxyUsername, prot.HTTPProxyPassword
+	}
+	p, err := proxy.Resolve(in)
+	if err != nil {
+		return failure.New(failure.BadSettings, err,
+			"The machine's proxy configuration cannot be used: %s. Fix it, or give the proxy in the extension's httpProxy setting, then re-apply the extension.", err)
+	}
+	r.proxy = p
+	if !p.None() {
+		r.log.WithFields(logrus.Fields{"proxy": p.Redacted(), "from": p.Source}).Info("proxy chosen")
+		r.summary.say("%s", p.Describe())
+	}
+	return nil
 }
 
 // configure gives the installer what the settings and the cloud decide.
@@ -393,7 +434,7 @@ func warningSubstatus(ws []checks.Warning) []agent.Substatus {
 // installerConfig builds the installer's dependencies for a platform.
 func (r *run) installerConfig(p distro.Platform) (installer.Config, error) {
 	kind := p.PackageManager
-	mgr, err := pkgmgr.New(kind, pkgmgr.Options{Runner: r.opts.Runner, Root: r.opts.Root, Log: r.log})
+	mgr, err := pkgmgr.New(kind, pkgmgr.Options{Runner: r.opts.Runner, Root: r.opts.Root, Log: r.log, Env: r.proxy.Env()})
 	if err != nil {
 		return installer.Config{}, err
 	}
@@ -407,7 +448,7 @@ func (r *run) installerConfig(p distro.Platform) (installer.Config, error) {
 		Root:           r.opts.Root,
 		Runner:         r.opts.Runner,
 		Log:            r.log,
-		HTTP:           httpclient.WithWaits(r.httpClient(), r.waits),
+		HTTP:           httpclient.WithWaits(httpclient.WithProxy(r.httpClient(), r.proxy.Func()), r.waits),
 		Packages:       mgr,
 		Locks:          pkgmgr.Locks{Root: r.opts.Root, Log: r.log},
 		Services:       pkgmgr.Services{Runner: r.opts.Runner, Log: r.log, Root: r.opts.Root},
@@ -509,7 +550,7 @@ func (r *run) diagnose(ctx context.Context, loc repo.Location, cl cloud.Cloud) a
 	if cl.PASHost != "" {
 		eps = append(eps, checks.Endpoint{Name: "PAS", URL: "https://" + cl.PASHost + "/"})
 	}
-	text := checks.Diagnose(dctx, eps, nil)
+	text := checks.DiagnoseVia(dctx, eps, nil, r.proxy.Func())
 	r.log.WithField("diagnosis", text).Info("network diagnosis")
 	return agent.Substatus{Name: "NetworkDiagnosis", Status: agent.Error, Message: text}
 }

@@ -136,6 +136,7 @@ func New(o Options) *retryablehttp.Client {
 	}
 	c.CheckRetry = p.checkRetry
 	c.Backoff = p.backoff
+	c.PrepareRetry = p.prepareRetry
 	c.ErrorHandler = lastAnswer
 	// retryablehttp logs to stderr by default; the agent captures stderr
 	// into its own log, so without a logger we stay silent.
@@ -241,6 +242,12 @@ func (p policy) checkRetry(ctx context.Context, resp *http.Response, err error) 
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return false, ctxErr
 	}
+	// A deadline that has passed counts even before the context's own
+	// timer has fired (on a busy machine it fires late): otherwise the
+	// loop, whose waits end at the deadline, spins through its retries.
+	if dl, ok := ctx.Deadline(); ok && !p.now().Before(dl) {
+		return false, context.DeadlineExceeded
+	}
 	if err != nil {
 		return !permanent(err), err
 	}
@@ -253,6 +260,17 @@ func (p policy) checkRetry(ctx context.Context, resp *http.Response, err error) 
 		}
 	}
 	return true, nil
+}
+
+// prepareRetry stops a retry whose wait ended at the deadline: the wait's
+// timer and the context's may fire together, and a request sent then would
+// only be refused.
+func (p policy) prepareRetry(req *http.Request) error {
+	ctx := req.Context()
+	if dl, ok := ctx.Deadline(); ok && !p.now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return ctx.Err()
 }
 
 // backoff honours a Retry-After from the server in full, plus a random
@@ -446,13 +464,31 @@ func WithLog(c *retryablehttp.Client, log logrus.FieldLogger) *retryablehttp.Cli
 	return cp
 }
 
+// WithProxy returns a copy of c whose requests go through the proxy the
+// function names (the handler's choice, package proxy) instead of the
+// environment's.
+func WithProxy(c *retryablehttp.Client, pf func(*http.Request) (*url.URL, error)) *retryablehttp.Client {
+	cp := clone(c)
+	if c.HTTPClient == nil {
+		return cp
+	}
+	hc := *c.HTTPClient
+	if t, ok := hc.Transport.(*http.Transport); ok {
+		t = t.Clone()
+		t.Proxy = pf
+		hc.Transport = t
+	}
+	cp.HTTPClient = &hc
+	return cp
+}
+
 // WithWaits returns a copy of c whose retries follow this package's
 // policy (Retry-After within the budget, jittered backoff) and record each
 // wait on a 429 or 503 in waits, so the status can say the run waited.
 func WithWaits(c *retryablehttp.Client, waits *throttle.Log) *retryablehttp.Client {
 	cp := clone(c)
 	p := policy{now: time.Now, jitter: rand.N[int64], waits: waits}
-	cp.CheckRetry, cp.Backoff = p.checkRetry, p.backoff
+	cp.CheckRetry, cp.Backoff, cp.PrepareRetry = p.checkRetry, p.backoff, p.prepareRetry
 	return cp
 }
 

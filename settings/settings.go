@@ -43,6 +43,9 @@ type Public struct {
 	// AADSSHLoginVersion holds aadsshlogin at this version (ValidPackageVersion
 	// syntax) instead of the newest; "" means not set.
 	AADSSHLoginVersion string
+	// HTTPProxy is the proxy for downloads and the package managers
+	// ("http://host:port"); "" means the agent's or the environment's.
+	HTTPProxy string
 }
 
 // CustomPins reports whether the settings replace the default pin list.
@@ -57,7 +60,9 @@ func (p Public) Fingerprints() []string {
 	return append([]string(nil), p.SigningKeyFingerprints...)
 }
 
-func acceptedKeys() []string { return []string{keyRepositoryURL, keyFingerprints, keyVersion} }
+func acceptedKeys() []string {
+	return []string{keyRepositoryURL, keyFingerprints, keyVersion, keyHTTPProxy}
+}
 
 func bad(format string, args ...any) error {
 	return failure.New(failure.BadSettings, nil, format, args...)
@@ -106,6 +111,10 @@ func ParsePublic(raw json.RawMessage) (Public, error) {
 			}
 		case keyVersion:
 			if p.AADSSHLoginVersion, err = parseVersion(value); err != nil {
+				return Public{}, err
+			}
+		case keyHTTPProxy:
+			if p.HTTPProxy, err = parseHTTPProxy(value); err != nil {
 				return Public{}, err
 			}
 		default:

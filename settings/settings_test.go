@@ -59,7 +59,7 @@ func TestParsePublicInvalid(t *testing.T) {
 		{`{`, "not valid JSON"},
 		{`{"repositoryUrl": "https://a"`, "not valid JSON"},
 		{`{} {}`, "data after the JSON object"},
-		{`{"foo": 1}`, `unknown key "foo". Accepted keys: repositoryUrl, signingKeyFingerprints, aadsshloginVersion.`},
+		{`{"foo": 1}`, `unknown key "foo". Accepted keys: repositoryUrl, signingKeyFingerprints, aadsshloginVersion, httpProxy.`},
 		{`{"RepositoryUrl": "https://a"}`, `did you mean "repositoryUrl"?`},
 		{`{"repositoryUrl": "https://a", "repositoryUrl": "https://b"}`, `"repositoryUrl" more than once`},
 		{`{"repositoryUrl": 5}`, "publicSettings.repositoryUrl must be a string"},
