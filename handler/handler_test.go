@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -173,6 +174,30 @@ func TestDisableChangesNothing(t *testing.T) {
 	}
 	if calls := a.options().Runner.(*cmdrun.Fake).Calls; len(calls) != 0 {
 		t.Errorf("disable ran commands: %v", calls)
+	}
+}
+
+// TestLogNamesArchitecture: the log says which of the zip's binaries ran
+// (by default the one built for runtime.GOARCH).
+func TestLogNamesArchitecture(t *testing.T) {
+	for _, arch := range []string{"", "arm64"} {
+		a := newFakeAgent(t)
+		o := a.options("disable")
+		o.Arch = arch
+		if code := Main(o); code != failure.OK {
+			t.Fatalf("code %d: %s", code, a.stderr.String())
+		}
+		want := arch
+		if want == "" {
+			want = runtime.GOARCH
+		}
+		raw, err := os.ReadFile(filepath.Join(a.logDir, "handler.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(raw), "msg=started arch="+want+" ") {
+			t.Errorf("log does not name %s on its start line:\n%s", want, raw)
+		}
 	}
 }
 
