@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -30,9 +31,22 @@ var ImagePackages = []string{
 	"ca-certificates", "dnf", "zypper", "rpm", "busybox-static", "openssh-server", "iproute2", "libpam-runtime",
 }
 
-// imageArgs are the mmdebstrap options (except the mirror and the output).
-func imageArgs() []string {
+// ImageSpec says which image to build. Each spec has its own cache entry.
+type ImageSpec struct {
+	// Arch is the Debian architecture (mmdebstrap --arch): "amd64" or
+	// "arm64". An image of another architecture than the host's runs its
+	// programs through qemu-user (binfmt_misc, see CanRun).
+	Arch string
+}
+
+// HostImage is the image of the host's own architecture, the one Image
+// returns and every test uses unless it asks for another.
+func HostImage() ImageSpec { return ImageSpec{Arch: runtime.GOARCH} }
+
+// args are the mmdebstrap options (except the mirror and the output).
+func (s ImageSpec) args() []string {
 	return []string{
+		"--arch=" + s.Arch,
 		"--variant=apt",
 		"--include=" + strings.Join(ImagePackages, ","),
 		"--dpkgopt=path-exclude=/usr/share/man/*",
@@ -43,46 +57,69 @@ func imageArgs() []string {
 	}
 }
 
-// ImageKey names the cache directory: a hash of the build options.
-func ImageKey() string {
+// Key names the cache directory: a hash of the build options.
+func (s ImageSpec) Key() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s", imageRevision, ImageSuite, strings.Join(imageArgs(), "\x00"))
+	fmt.Fprintf(h, "%s\x00%s\x00%s", imageRevision, ImageSuite, strings.Join(s.args(), "\x00"))
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// ImageDir is the cache directory of the image (it holds image.tar.zst and
-// rootfs/ once built).
-func ImageDir() string {
-	return filepath.Join(fixtures.CacheRoot(), "image-"+ImageKey())
+// Dir is the cache directory of the image under the cache root in effect
+// (it holds image.tar.zst and rootfs/ once built).
+func (s ImageSpec) Dir() string {
+	return filepath.Join(fixtures.CacheRoot(), "image-"+s.Key())
+}
+
+// foreign reports whether the image's programs need emulation here.
+func (s ImageSpec) foreign() bool { return s.Arch != runtime.GOARCH }
+
+type imageResult struct {
+	once sync.Once
+	root string
+	err  error
 }
 
 var (
-	imageOnce sync.Once
-	imageRoot string
-	imageErr  error
+	imagesMu sync.Mutex
+	images   = map[ImageSpec]*imageResult{}
 )
 
-// Image returns the unpacked, cached image (the rootfs directory). It
-// builds the image when the cache is empty, which needs the network: in
-// the isolated child (no network) it only loads, so RunIsolated prepares
-// the image in the parent first. The returned tree is shared by all tests
-// and must never be modified: use it only as an overlay lower layer.
+// Image returns the unpacked, cached image of the host's architecture
+// (the rootfs directory): ImageOf(t, HostImage()).
 func Image(t testing.TB) string {
 	t.Helper()
-	imageOnce.Do(func() {
+	return ImageOf(t, HostImage())
+}
+
+// ImageOf returns the unpacked, cached image for spec (the rootfs
+// directory). It builds the image when the cache is empty, which needs the
+// network: in the isolated child (no network) it only loads, so
+// RunIsolated and RunIsolatedOn prepare the image in the parent first. The
+// returned tree is shared by all tests and must never be modified: use it
+// only as an overlay lower layer.
+func ImageOf(t testing.TB, spec ImageSpec) string {
+	t.Helper()
+	imagesMu.Lock()
+	r := images[spec]
+	if r == nil {
+		r = &imageResult{}
+		images[spec] = r
+	}
+	imagesMu.Unlock()
+	r.once.Do(func() {
 		if Isolated() {
-			imageRoot, imageErr = loadImage(ImageDir())
-			if imageErr != nil {
-				imageErr = fmt.Errorf("image not prepared (the parent process builds it before re-exec; call sandbox.Prepare outside RunIsolated): %w", imageErr)
+			r.root, r.err = loadImage(spec.Dir())
+			if r.err != nil {
+				r.err = fmt.Errorf("image not prepared (the parent process builds it before re-exec; call sandbox.Prepare outside RunIsolated): %w", r.err)
 			}
 			return
 		}
-		imageRoot, imageErr = BuildImage(fixtures.CacheRoot(), func(format string, args ...any) { t.Logf(format, args...) })
+		r.root, r.err = BuildImage(fixtures.CacheRoot(), spec, func(format string, args ...any) { t.Logf(format, args...) })
 	})
-	if imageErr != nil {
-		t.Fatalf("sandbox image: %v", imageErr)
+	if r.err != nil {
+		t.Fatalf("sandbox image (%s): %v", spec.Arch, r.err)
 	}
-	return imageRoot
+	return r.root
 }
 
 func loadImage(dir string) (string, error) {
@@ -92,15 +129,15 @@ func loadImage(dir string) (string, error) {
 	return filepath.Join(dir, "rootfs"), nil
 }
 
-// BuildImage builds the image into the cache under cacheRoot unless it is
-// there already, and returns the rootfs path. logf may be nil.
-func BuildImage(cacheRoot string, logf func(string, ...any)) (string, error) {
+// BuildImage builds the image for spec into the cache under cacheRoot
+// unless it is there already, and returns the rootfs path. logf may be nil.
+func BuildImage(cacheRoot string, spec ImageSpec, logf func(string, ...any)) (string, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	final := filepath.Join(cacheRoot, "image-"+ImageKey())
+	final := filepath.Join(cacheRoot, "image-"+spec.Key())
 	// Best effort: images of earlier keys take ~370 MB each.
-	if removed, err := fixtures.Prune(cacheRoot, "image-", "image-"+ImageKey(), time.Now()); err != nil {
+	if removed, err := fixtures.Prune(cacheRoot, "image-", "image-"+spec.Key(), time.Now()); err != nil {
 		logf("pruning the image cache: %v", err)
 	} else if len(removed) > 0 {
 		logf("removed stale image cache entries: %s", strings.Join(removed, ", "))
@@ -122,12 +159,17 @@ func BuildImage(cacheRoot string, logf func(string, ...any)) (string, error) {
 	if err := os.RemoveAll(final); err != nil {
 		return "", fmt.Errorf("removing incomplete image: %w", err)
 	}
-	for _, tool := range []string{"mmdebstrap", "zstd", "tar"} {
+	for _, tool := range spec.buildTools() {
 		if _, err := exec.LookPath(tool); err != nil {
 			return "", fmt.Errorf("building the image needs %s: %w", tool, err)
 		}
 	}
-	tmp, err := os.MkdirTemp(cacheRoot, "image-"+ImageKey()+".tmp-")
+	if spec.foreign() {
+		if err := CanRun(spec.Arch); err != nil {
+			return "", fmt.Errorf("building the %s image: %w", spec.Arch, err)
+		}
+	}
+	tmp, err := os.MkdirTemp(cacheRoot, "image-"+spec.Key()+".tmp-")
 	if err != nil {
 		return "", fmt.Errorf("creating image build dir: %w", err)
 	}
@@ -139,8 +181,12 @@ func BuildImage(cacheRoot string, logf func(string, ...any)) (string, error) {
 	}()
 	mirror := HostMirror()
 	tarball := filepath.Join(tmp, "image.tar.zst")
-	args := append(imageArgs(), ImageSuite, tarball, mirror)
-	logf("building image with mmdebstrap from %s (1.5-7 minutes depending on mirror and load)", mirror)
+	args := append(spec.args(), ImageSuite, tarball, mirror)
+	if spec.foreign() {
+		logf("building the %s image with mmdebstrap from %s under qemu-user emulation (about 5-7 minutes)", spec.Arch, mirror)
+	} else {
+		logf("building image with mmdebstrap from %s (1.5-7 minutes depending on mirror and load)", mirror)
+	}
 	start := time.Now()
 	cmd := exec.Command("mmdebstrap", args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8", "TMPDIR="+tmp)
@@ -155,8 +201,8 @@ func BuildImage(cacheRoot string, logf func(string, ...any)) (string, error) {
 	if out, err := x.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("unpacking image: %w\n%s", err, tail(out, 4000))
 	}
-	info := fmt.Sprintf("suite=%s\nmirror=%s\nargs=%s\nbuilt=%s\nduration=%s\n",
-		ImageSuite, mirror, strings.Join(imageArgs(), " "), time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
+	info := fmt.Sprintf("suite=%s\narch=%s\nmirror=%s\nargs=%s\nbuilt=%s\nduration=%s\n",
+		ImageSuite, spec.Arch, mirror, strings.Join(spec.args(), " "), time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
 	if err := os.WriteFile(filepath.Join(tmp, "complete"), []byte(info), 0o644); err != nil {
 		return "", fmt.Errorf("writing image marker: %w", err)
 	}
@@ -166,6 +212,16 @@ func BuildImage(cacheRoot string, logf func(string, ...any)) (string, error) {
 	ok = true
 	logf("image built in %s: %s", time.Since(start).Round(time.Second), final)
 	return filepath.Join(final, "rootfs"), nil
+}
+
+// buildTools are the programs BuildImage needs when the cache is empty:
+// mmdebstrap checks a foreign architecture with arch-test.
+func (s ImageSpec) buildTools() []string {
+	tools := []string{"mmdebstrap", "zstd", "tar"}
+	if s.foreign() {
+		tools = append(tools, "arch-test")
+	}
+	return tools
 }
 
 func tail(b []byte, n int) string {
