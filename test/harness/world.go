@@ -28,6 +28,13 @@ type World struct {
 // NewWorld must be called inside sandbox.RunIsolated.
 func NewWorld(t *testing.T, distro string, o sandbox.NetworkOptions) *World {
 	t.Helper()
+	return NewWorldOn(t, sandbox.Image(t), distro, o)
+}
+
+// NewWorldOn is NewWorld on the image rootfs (the one sandbox.RunIsolatedOn
+// hands its function, e.g. the arm64 image).
+func NewWorldOn(t *testing.T, image, distro string, o sandbox.NetworkOptions) *World {
+	t.Helper()
 	spec, ok := sandbox.Distros[distro]
 	if !ok {
 		t.Fatalf("no distro look-alike %q", distro)
@@ -37,7 +44,7 @@ func NewWorld(t *testing.T, distro string, o sandbox.NetworkOptions) *World {
 	}
 	fx := fixtures.Get(t)
 	n := sandbox.StartNetwork(t, fx, o)
-	root := sandbox.NewRoot(t, sandbox.Image(t), spec, n)
+	root := sandbox.NewRoot(t, image, spec, n)
 	return &World{
 		T: t, Fx: fx, Net: n, Root: root, Zips: LoadZips(t),
 		Agent: &agentsim.Agent{Root: root.Dir},
