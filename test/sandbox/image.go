@@ -183,7 +183,7 @@ func BuildImage(cacheRoot string, spec ImageSpec, logf func(string, ...any)) (st
 	tarball := filepath.Join(tmp, "image.tar.zst")
 	args := append(spec.args(), ImageSuite, tarball, mirror)
 	if spec.foreign() {
-		logf("building the %s image with mmdebstrap from %s under qemu-user emulation (about 5-7 minutes)", spec.Arch, mirror)
+		logf("building the %s image with mmdebstrap from %s under qemu-user emulation (6-15 minutes: every package script runs emulated)", spec.Arch, mirror)
 	} else {
 		logf("building image with mmdebstrap from %s (1.5-7 minutes depending on mirror and load)", mirror)
 	}
