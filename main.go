@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/aadsshlogin/handler/handler"
+	"github.com/aadsshlogin/handler/httpclient"
 )
 
 // version is set at build time from the VERSION file (scripts/build.sh).
@@ -29,6 +30,9 @@ func main() {
 		Stdout:  os.Stdout,
 		Stderr:  os.Stderr,
 		ExeDir:  exeDir,
+		// Key and repository downloads honour http_proxy, https_proxy and
+		// no_proxy, as the package managers do.
+		HTTP: httpclient.New(httpclient.Options{UseProxy: true}),
 	})
 	os.Exit(int(code))
 }

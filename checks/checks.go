@@ -5,7 +5,8 @@
 //
 // Checks that can refuse return *failure.Error with a message the user can
 // act on. Checks that only advise return Warning values, which the handler
-// reports as substatuses with status "warning".
+// reports as substatuses with status "warning". SELinuxWarnings is advice
+// too, but belongs after the install (see its comment).
 package checks
 
 import (

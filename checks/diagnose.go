@@ -86,6 +86,33 @@ type diagnoser struct {
 }
 
 func (d diagnoser) run(ctx context.Context, endpoints []Endpoint) string {
+	results := d.probeAll(ctx, endpoints)
+	lines := make([]string, len(results))
+	for i, r := range results {
+		lines[i] = r.Line
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ProbeResult is what probing one endpoint found.
+type ProbeResult struct {
+	Endpoint Endpoint
+	// Line is the endpoint's line of Diagnose's text.
+	Line string
+	// Reached is true when an HTTP answer came back (any status).
+	Reached bool
+	// Date is that answer's Date header (zero without one).
+	Date time.Time
+}
+
+// Probe is Diagnose with one result per endpoint, in the order given,
+// under the same bounds; doctor uses it.
+func Probe(ctx context.Context, endpoints []Endpoint, dial Dialer) []ProbeResult {
+	d := diagnoser{dial: dial, proxy: proxyFromEnv(), probe: probeTimeout, total: totalTimeout}
+	return d.probeAll(ctx, endpoints)
+}
+
+func (d diagnoser) probeAll(ctx context.Context, endpoints []Endpoint) []ProbeResult {
 	if d.dial == nil {
 		d.dial = &systemDialer{}
 	}
@@ -94,38 +121,39 @@ func (d diagnoser) run(ctx context.Context, endpoints []Endpoint) string {
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.total)
 	defer cancel()
-	lines := make([]string, len(endpoints))
+	results := make([]ProbeResult, len(endpoints))
 	var wg sync.WaitGroup
 	for i, ep := range endpoints {
 		wg.Go(func() {
 			pctx, pcancel := context.WithTimeout(ctx, d.probe)
 			defer pcancel()
-			lines[i] = d.endpoint(pctx, ep)
+			results[i] = d.endpoint(pctx, ep)
 		})
 	}
 	wg.Wait()
-	return strings.Join(lines, "\n")
+	return results
 }
 
 // endpoint probes one endpoint and renders its line.
-func (d diagnoser) endpoint(ctx context.Context, ep Endpoint) string {
+func (d diagnoser) endpoint(ctx context.Context, ep Endpoint) ProbeResult {
 	u, err := url.Parse(ep.URL)
 	if err != nil || u.Hostname() == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Sprintf("%s: not a valid http(s) URL", ep.Name)
+		return ProbeResult{Endpoint: ep, Line: fmt.Sprintf("%s: not a valid http(s) URL", ep.Name)}
 	}
 	target := net.JoinHostPort(u.Hostname(), portOf(u))
 	label := fmt.Sprintf("%s (%s)", ep.Name, target)
 	proxyURL, err := d.proxy(u)
 	if err != nil {
-		return fmt.Sprintf("%s: the proxy setting in the environment is invalid (%v)", label, err)
+		return ProbeResult{Endpoint: ep, Line: fmt.Sprintf("%s: the proxy setting in the environment is invalid (%v)", label, err)}
 	}
 	if proxyURL != nil {
 		label += " via proxy " + redactedProxy(proxyURL)
 	}
-	return label + ": " + d.steps(ctx, u, target, proxyURL)
+	line, ok, date := d.steps(ctx, u, target, proxyURL)
+	return ProbeResult{Endpoint: ep, Line: label + ": " + line, Reached: ok, Date: date}
 }
 
-func (d diagnoser) steps(ctx context.Context, u *url.URL, target string, proxyURL *url.URL) string {
+func (d diagnoser) steps(ctx context.Context, u *url.URL, target string, proxyURL *url.URL) (string, bool, time.Time) {
 	// The first hop is the proxy when there is one, else the endpoint.
 	hopHost, hopPort, hopName := u.Hostname(), portOf(u), ""
 	if proxyURL != nil {
@@ -137,7 +165,7 @@ func (d diagnoser) steps(ctx context.Context, u *url.URL, target string, proxyUR
 		var err error
 		addrs, err = d.dial.LookupHost(ctx, hopHost)
 		if err != nil || len(addrs) == 0 {
-			return fmt.Sprintf("DNS lookup of %s%s failed (%s); check the VM's DNS servers.", hopName, hopHost, dnsReason(err))
+			return fmt.Sprintf("DNS lookup of %s%s failed (%s); check the VM's DNS servers.", hopName, hopHost, dnsReason(err)), false, time.Time{}
 		}
 	}
 
@@ -154,7 +182,7 @@ func (d diagnoser) steps(ctx context.Context, u *url.URL, target string, proxyUR
 	}
 	if conn == nil {
 		return fmt.Sprintf("TCP connection to %s%s port %s failed (%s); check firewall, NSG and route rules for outbound traffic.",
-			hopName, hopHost, hopPort, netReason(dialErr))
+			hopName, hopHost, hopPort, netReason(dialErr)), false, time.Time{}
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -164,7 +192,7 @@ func (d diagnoser) steps(ctx context.Context, u *url.URL, target string, proxyUR
 	if proxyURL != nil && proxyURL.Scheme == "https" {
 		tc := tls.Client(conn, &tls.Config{ServerName: hopHost, RootCAs: d.roots, MinVersion: tls.VersionTLS12})
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Sprintf("TLS handshake with the proxy failed (%s).", tlsReason(err, hopHost))
+			return fmt.Sprintf("TLS handshake with the proxy failed (%s).", tlsReason(err, hopHost)), false, time.Time{}
 		}
 		conn = tc
 	}
@@ -173,14 +201,14 @@ func (d diagnoser) steps(ctx context.Context, u *url.URL, target string, proxyUR
 	tunnel := proxyURL != nil && u.Scheme == "https"
 	if tunnel {
 		if msg := connectThrough(conn, br, proxyURL, target); msg != "" {
-			return msg
+			return msg, false, time.Time{}
 		}
 	}
 
 	if u.Scheme == "https" {
 		tc := tls.Client(conn, &tls.Config{ServerName: u.Hostname(), RootCAs: d.roots, MinVersion: tls.VersionTLS12})
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Sprintf("TLS handshake failed (%s).", tlsReason(err, u.Hostname()))
+			return fmt.Sprintf("TLS handshake failed (%s).", tlsReason(err, u.Hostname())), false, time.Time{}
 		}
 		conn = tc
 		br = bufio.NewReader(conn)
@@ -188,7 +216,7 @@ func (d diagnoser) steps(ctx context.Context, u *url.URL, target string, proxyUR
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return fmt.Sprintf("could not build the request (%v).", err)
+		return fmt.Sprintf("could not build the request (%v).", err), false, time.Time{}
 	}
 	req.Header.Set("User-Agent", "aadsshlogin-handler-diagnose")
 	req.Close = true
@@ -199,17 +227,18 @@ func (d diagnoser) steps(ctx context.Context, u *url.URL, target string, proxyUR
 		err = req.Write(conn)
 	}
 	if err != nil {
-		return fmt.Sprintf("sending the HTTP request failed (%s).", netReason(err))
+		return fmt.Sprintf("sending the HTTP request failed (%s).", netReason(err)), false, time.Time{}
 	}
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
-		return fmt.Sprintf("no HTTP answer (%s).", netReason(err))
+		return fmt.Sprintf("no HTTP answer (%s).", netReason(err)), false, time.Time{}
 	}
 	_ = resp.Body.Close()
+	date, _ := http.ParseTime(resp.Header.Get("Date"))
 	if resp.StatusCode < 400 {
-		return fmt.Sprintf("reachable (HTTP %s).", resp.Status)
+		return fmt.Sprintf("reachable (HTTP %s).", resp.Status), true, date
 	}
-	return fmt.Sprintf("the server answered HTTP %s.", resp.Status)
+	return fmt.Sprintf("the server answered HTTP %s.", resp.Status), true, date
 }
 
 // connectThrough opens a tunnel to target; it returns a message when the

@@ -92,18 +92,6 @@ func ForAzEnvironment(env string) (c Cloud, known bool) {
 	return Public(), false
 }
 
-// RepositoryURL joins a repository path (e.g. "/ubuntu/22.04/prod") to the
-// cloud's base and prefix.
-func (c Cloud) RepositoryURL(path string) string {
-	return c.RepositoryBase + c.RepositoryPrefix + "/" + strings.TrimPrefix(path, "/")
-}
-
-// KeyURL returns the URL of the Microsoft signing key file (e.g.
-// "microsoft.asc"); keys live under /keys on the bare host in every cloud.
-func (c Cloud) KeyURL(file string) string {
-	return c.RepositoryBase + "/keys/" + strings.TrimPrefix(file, "/")
-}
-
 // authorityHost takes the host out of azcore's authority URL, so the login
 // hosts follow the SDK rather than a second copy of the same constants.
 func authorityHost(cfg azcloud.Configuration) string {

@@ -31,16 +31,3 @@ func TestForAzEnvironment(t *testing.T) {
 		}
 	}
 }
-
-func TestURLs(t *testing.T) {
-	c, _ := ForAzEnvironment("USSec")
-	if got := c.RepositoryURL("/rhel/9/prod/"); got != "https://repodepot.azure.microsoft.scloud/microsoft/rhel/9/prod/" {
-		t.Errorf("RepositoryURL: %s", got)
-	}
-	if got := c.KeyURL("microsoft.asc"); got != "https://repodepot.azure.microsoft.scloud/keys/microsoft.asc" {
-		t.Errorf("KeyURL: %s", got)
-	}
-	if got := Public().RepositoryURL("ubuntu/22.04/prod"); got != "https://packages.microsoft.com/ubuntu/22.04/prod" {
-		t.Errorf("public RepositoryURL: %s", got)
-	}
-}

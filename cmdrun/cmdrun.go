@@ -24,9 +24,8 @@ type Cmd struct {
 	Name string
 	// Args are the arguments after Name.
 	Args []string
-	// Env holds extra "KEY=value" entries added to the handler's own
-	// environment (later entries win). Proxy variables inherited from the
-	// agent are kept.
+	// Env holds extra "KEY=value" entries added to the environment every
+	// command starts from (see Environment); later entries win.
 	Env []string
 	// Stdin is the standard input; nil means /dev/null, so no command can
 	// ever wait for a prompt.
@@ -36,6 +35,10 @@ type Cmd struct {
 	// Timeout bounds this command in addition to the context; zero means
 	// only the context's deadline applies.
 	Timeout time.Duration
+	// Sensitive marks a command whose output may hold secrets (openssl
+	// decrypting protected settings): Exec never logs its output, only
+	// that it ran and how it ended.
+	Sensitive bool
 }
 
 // String renders the command line for logs and messages.
@@ -79,6 +82,46 @@ type Runner interface {
 // and its outcome.
 type Exec struct {
 	Log logrus.FieldLogger
+	// Getenv reads the handler's environment for the variables commands
+	// inherit (see Environment); nil means os.Getenv.
+	Getenv func(string) string
+}
+
+// Inherited lists the variables a command takes from the handler's
+// environment: the search path, the home and temporary directories, and the
+// proxy settings in both spellings (apt, dnf's libcurl and zypper honour
+// them, as our own downloads do). Nothing else is passed on. The agent's
+// environment is the agent service's and the agent's own (it is written in
+// Python), and variables such as LD_PRELOAD, LD_LIBRARY_PATH, PYTHONPATH,
+// PYTHONHOME, PERL5LIB or BASH_ENV change how a package manager, its
+// plug-ins and the maintainer scripts it runs are loaded.
+var Inherited = []string{
+	"PATH", "HOME", "TMPDIR",
+	"http_proxy", "https_proxy", "no_proxy",
+	"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+}
+
+// DefaultPath is the search path of commands when the handler has none.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Environment returns the environment every command starts from: the
+// Inherited variables that getenv has a value for (PATH defaults to
+// DefaultPath), and LANG=C. The locale is not inherited: C exists on every
+// system (a LANG naming a locale the image lacks makes every perl
+// maintainer script complain), and it is the language of the output the
+// handler reads.
+func Environment(getenv func(string) string) []string {
+	env := make([]string, 0, len(Inherited)+1)
+	for _, k := range Inherited {
+		v := getenv(k)
+		if k == "PATH" && v == "" {
+			v = DefaultPath
+		}
+		if v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return append(env, "LANG=C")
 }
 
 // Run implements Runner.
@@ -89,7 +132,11 @@ func (e Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 		defer cancel()
 	}
 	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
-	cmd.Env = append(os.Environ(), c.Env...)
+	getenv := e.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	cmd.Env = append(Environment(getenv), c.Env...)
 	cmd.Dir = c.Dir
 	cmd.Stdin = c.Stdin // nil reads from os.DevNull
 	var stdout, stderr bytes.Buffer
@@ -129,9 +176,12 @@ func (e Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 		return res, fmt.Errorf("running %s: %w", c.Name, err)
 	}
 	entry := log.WithFields(logrus.Fields{"exit": res.ExitCode, "took": res.Duration.Round(time.Millisecond)})
-	if res.ExitCode != 0 {
+	switch {
+	case res.ExitCode != 0 && c.Sensitive:
+		entry.Info("command failed (its output may hold secrets and is not logged)")
+	case res.ExitCode != 0:
 		entry.WithField("output", tail(res.Combined(), 2000)).Info("command failed")
-	} else {
+	default:
 		entry.Debug("command succeeded")
 	}
 	return res, nil

@@ -58,7 +58,37 @@ type Platform struct {
 	// newest ("" = newest). SUSE 15.6 changed a library soname, so newer
 	// packages do not install on older SUSE releases.
 	PinnedVersion string
+	// KeyFile is the packages.microsoft.com key (under <base>/keys/) the
+	// release's repository is signed with; "" when the release is newer
+	// than the table and the key is not known: then every published key
+	// is fetched and the pinned ones trusted.
+	KeyFile string
+	// Listing says how the release stands against Microsoft's published
+	// support table.
+	Listing Listing
 }
+
+// Listing is how a release stands against Microsoft's published support
+// table (https://aka.ms/AADSSHLogin).
+type Listing int8
+
+const (
+	// Listed: the release is in Microsoft's published table.
+	Listed Listing = iota
+	// RebuildNotListed: a rebuild of a listed release (AlmaLinux, Rocky and
+	// Oracle Linux 10 of RHEL 10) that Microsoft's table does not name yet;
+	// it installs from the same repository as the release it rebuilds.
+	RebuildNotListed
+	// Newer: a release of a supported distribution newer than every release
+	// the table knows. It is installed only when packages.microsoft.com has
+	// a repository for it that offers aadsshlogin (the installer asks the
+	// repository before changing anything).
+	Newer
+)
+
+// Unlisted reports whether the release is outside Microsoft's published
+// table, so the status must say so.
+func (p Platform) Unlisted() bool { return p.Listing != Listed }
 
 // RPMArch returns the RPM name of the architecture (x86_64 / aarch64).
 func (p Platform) RPMArch() string {
@@ -82,6 +112,10 @@ type Support struct {
 	Flavor         string
 	FallbackFlavor string
 	Releases       []Release // supported version ranges, checked in order
+	// NoNewer: a version above every range is refused rather than treated
+	// as a newer release (CentOS Linux ended with 8; CentOS Stream is
+	// another distribution).
+	NoNewer bool
 }
 
 // Release is a supported range of VERSION_ID values of a distribution.
@@ -97,7 +131,24 @@ type Release struct {
 	// RepoVersion overrides the release folder (default: the major number).
 	RepoVersion   string
 	PinnedVersion string
+	// KeyFile is the key PMC signs this release's repository with; ""
+	// means keys.DefaultFile (microsoft.asc).
+	KeyFile string
+	// NotListed marks a release our table supports although Microsoft's
+	// published table does not name it (see RebuildNotListed).
+	NotListed bool
+	// Legacy marks a range numbered above later releases (openSUSE Leap
+	// 42.x came before 15): it never makes a version "newer", and a version
+	// of its major that it does not cover is refused.
+	Legacy bool
 }
+
+// key2025 signs every packages.microsoft.com repository created after April
+// 2025 (RHEL 10 and its rebuilds, Debian 13, Ubuntu 25.10+, SLES 16).
+const key2025 = "microsoft-2025.asc"
+
+// defaultKeyFile signs every repository created before May 2025.
+const defaultKeyFile = "microsoft.asc"
 
 // suse15Pin is the last aadsshlogin build that installs on SUSE releases
 // before 15.6 (public docs tell users to pin it by hand).
@@ -111,23 +162,27 @@ func supportMatrix() []Support {
 			Releases: []Release{{From: "16.04", To: "24.04", PackageManager: Apt}}},
 		{Name: "Debian", IDs: []string{"debian"}, Versions: "9–12", Family: FamilyDebian, Flavor: "debian",
 			Releases: []Release{{From: "9.0", To: "12.*", PackageManager: Apt}}},
-		{Name: "RHEL", IDs: []string{"rhel"}, Versions: "7.4–7.9, 8.3+, 9.x", Family: FamilyRHEL, Flavor: "rhel",
+		{Name: "RHEL", IDs: []string{"rhel"}, Versions: "7.4–7.9, 8.3+, 9.x, 10.x", Family: FamilyRHEL, Flavor: "rhel",
 			Releases: []Release{
 				{From: "7.4", To: "7.9", PackageManager: Yum},
 				{From: "8.3", To: "8.*", PackageManager: Dnf},
 				{From: "9.0", To: "9.*", PackageManager: Dnf},
+				// In Microsoft's table since May 2026 (RHEL 10.1;
+				// MicrosoftDocs/entra-docs PR #1969); rhel/10/prod has
+				// aadsshlogin since 10.0.
+				{From: "10.0", To: "10.*", PackageManager: Dnf, KeyFile: key2025},
 			}},
-		{Name: "CentOS", IDs: []string{"centos"}, Versions: "7, 8", Family: FamilyRHEL, Flavor: "centos", FallbackFlavor: "rhel",
+		{Name: "CentOS", IDs: []string{"centos"}, Versions: "7, 8", Family: FamilyRHEL, Flavor: "centos", FallbackFlavor: "rhel", NoNewer: true,
 			Releases: []Release{
 				{From: "7.0", To: "7.*", PackageManager: Yum},
 				{From: "8.0", To: "8.*", PackageManager: Dnf},
 			}},
-		{Name: "AlmaLinux", IDs: []string{"almalinux"}, Versions: "8, 9", Family: FamilyRHEL, Flavor: "almalinux", FallbackFlavor: "rhel",
-			Releases: []Release{{From: "8.0", To: "8.*", PackageManager: Dnf}, {From: "9.0", To: "9.*", PackageManager: Dnf}}},
-		{Name: "Rocky Linux", IDs: []string{"rocky"}, Versions: "8, 9", Family: FamilyRHEL, Flavor: "rocky", FallbackFlavor: "rhel",
-			Releases: []Release{{From: "8.0", To: "8.*", PackageManager: Dnf}, {From: "9.0", To: "9.*", PackageManager: Dnf}}},
-		{Name: "Oracle Linux", IDs: []string{"ol"}, Versions: "8, 9", Family: FamilyRHEL, Flavor: "ol", FallbackFlavor: "rhel",
-			Releases: []Release{{From: "8.0", To: "8.*", PackageManager: Dnf}, {From: "9.0", To: "9.*", PackageManager: Dnf}}},
+		{Name: "AlmaLinux", IDs: []string{"almalinux"}, Versions: "8, 9, 10", Family: FamilyRHEL, Flavor: "almalinux", FallbackFlavor: "rhel",
+			Releases: rhelRebuild()},
+		{Name: "Rocky Linux", IDs: []string{"rocky"}, Versions: "8, 9, 10", Family: FamilyRHEL, Flavor: "rocky", FallbackFlavor: "rhel",
+			Releases: rhelRebuild()},
+		{Name: "Oracle Linux", IDs: []string{"ol"}, Versions: "8, 9, 10", Family: FamilyRHEL, Flavor: "ol", FallbackFlavor: "rhel",
+			Releases: rhelRebuild()},
 		{Name: "SLES", IDs: []string{"sles", "sles_sap"}, Versions: "12, 15.x", Family: FamilySUSE, Flavor: "sles",
 			Releases: []Release{
 				{From: "12.0", To: "12.*", PackageManager: Zypper, PinnedVersion: suse15Pin},
@@ -136,7 +191,7 @@ func supportMatrix() []Support {
 			}},
 		{Name: "openSUSE Leap", IDs: []string{"opensuse-leap", "opensuse"}, Versions: "42.3, 15.x", Family: FamilySUSE, Flavor: "opensuse", FallbackFlavor: "sles",
 			Releases: []Release{
-				{From: "42.3", To: "42.3", PackageManager: Zypper, PinnedVersion: suse15Pin},
+				{From: "42.3", To: "42.3", PackageManager: Zypper, PinnedVersion: suse15Pin, Legacy: true},
 				{From: "15.0", To: "15.5", PackageManager: Zypper, PinnedVersion: suse15Pin},
 				{From: "15.6", To: "15.*", PackageManager: Zypper},
 			}},
@@ -144,6 +199,17 @@ func supportMatrix() []Support {
 			Releases: []Release{{From: "2.0", To: "2.0", PackageManager: Tdnf, RepoVersion: "2.0"}}},
 		{Name: "Azure Linux", IDs: []string{"azurelinux"}, Versions: "3.0", Family: FamilyAzureLinux, Flavor: "azurelinux",
 			Releases: []Release{{From: "3.0", To: "3.0", PackageManager: Tdnf, RepoVersion: "3.0"}}},
+	}
+}
+
+// rhelRebuild is the release list of AlmaLinux, Rocky Linux and Oracle
+// Linux: 8 and 9 as Microsoft's table lists them, and 10 like RHEL 10 (same
+// repository and key) although the table does not name it yet.
+func rhelRebuild() []Release {
+	return []Release{
+		{From: "8.0", To: "8.*", PackageManager: Dnf},
+		{From: "9.0", To: "9.*", PackageManager: Dnf},
+		{From: "10.0", To: "10.*", PackageManager: Dnf, KeyFile: key2025, NotListed: true},
 	}
 }
 
@@ -169,6 +235,12 @@ func aptCodename(id string, major, minor int) string {
 			return "jammy"
 		case [2]int{24, 4}:
 			return "noble"
+		case [2]int{25, 4}:
+			return "plucky"
+		case [2]int{25, 10}:
+			return "questing"
+		case [2]int{26, 4}:
+			return "resolute"
 		}
 	case "debian":
 		switch major {
@@ -180,6 +252,10 @@ func aptCodename(id string, major, minor int) string {
 			return "bullseye"
 		case 12:
 			return "bookworm"
+		case 13:
+			return "trixie"
+		case 14:
+			return "forky"
 		}
 	}
 	return ""
@@ -202,7 +278,7 @@ func Resolve(osr OSRelease, arch string) (Platform, error) {
 			arch, describe(osr), LearnMoreURL)
 	}
 
-	row, rel, major, minor, ok := match(osr)
+	row, rel, major, minor, listing, ok := match(osr)
 	if !ok {
 		return Platform{}, unsupported(osr, "")
 	}
@@ -215,6 +291,8 @@ func Resolve(osr OSRelease, arch string) (Platform, error) {
 		FallbackFlavor: row.FallbackFlavor,
 		Major:          strconv.Itoa(major),
 		PinnedVersion:  rel.PinnedVersion,
+		KeyFile:        rel.KeyFile,
+		Listing:        listing,
 	}
 	if rel.Flavor != "" {
 		p.Flavor = rel.Flavor
@@ -224,6 +302,18 @@ func Resolve(osr OSRelease, arch string) (Platform, error) {
 	}
 	if rel.RepoVersion != "" {
 		p.Major = rel.RepoVersion
+	}
+	switch {
+	case listing == Newer:
+		// The newest known release's package manager, none of its pins,
+		// and no known key: the repository for this release decides.
+		p.PinnedVersion, p.KeyFile = "", ""
+		if rel.RepoVersion != "" {
+			// CBL-Mariner/Azure Linux name folders "major.minor".
+			p.Major = fmt.Sprintf("%d.%d", major, minor)
+		}
+	case p.KeyFile == "":
+		p.KeyFile = defaultKeyFile
 	}
 	switch p.PackageManager {
 	case Apt:
@@ -237,7 +327,7 @@ func Resolve(osr OSRelease, arch string) (Platform, error) {
 		}
 	case Zypper:
 		// The SELinux policy flavour SUSE ships changed with 15.
-		if major == 15 {
+		if major >= 15 && major < 42 {
 			p.SELinuxPolicyPackage = "selinux-policy-targeted"
 		} else {
 			p.SELinuxPolicyPackage = "selinux-policy-minimum"
@@ -248,11 +338,13 @@ func Resolve(osr OSRelease, arch string) (Platform, error) {
 	return p, nil
 }
 
-// match finds the support-matrix row and release range for osr.
-func match(osr OSRelease) (Support, Release, int, int, bool) {
-	major, minor, ok := parseVersion(osr.VersionID)
+// match finds the support-matrix row and release range for osr. A version
+// above every range of a supported distribution matches the row's last
+// range as Newer; one below or between ranges does not match.
+func match(osr OSRelease) (row Support, rel Release, major, minor int, listing Listing, ok bool) {
+	major, minor, ok = parseVersion(osr.VersionID)
 	if !ok {
-		return Support{}, Release{}, 0, 0, false
+		return Support{}, Release{}, 0, 0, Listed, false
 	}
 	for _, row := range supportMatrix() {
 		if !slices.Contains(row.IDs, osr.ID) {
@@ -260,12 +352,19 @@ func match(osr OSRelease) (Support, Release, int, int, bool) {
 		}
 		for _, rel := range row.Releases {
 			if inRange(major, minor, rel.From, rel.To) {
-				return row, rel, major, minor, true
+				listing := Listed
+				if rel.NotListed {
+					listing = RebuildNotListed
+				}
+				return row, rel, major, minor, listing, true
 			}
 		}
-		return Support{}, Release{}, 0, 0, false
+		if newest, ok := newerThan(row, major, minor); ok {
+			return row, newest, major, minor, Newer, true
+		}
+		return Support{}, Release{}, 0, 0, Listed, false
 	}
-	return Support{}, Release{}, 0, 0, false
+	return Support{}, Release{}, 0, 0, Listed, false
 }
 
 // parseVersion reads "major[.minor[...]]" from a VERSION_ID, also the SUSE
@@ -315,16 +414,9 @@ func inRange(major, minor int, from, to string) bool {
 	if !ok {
 		return false
 	}
-	tMajStr, tMinStr, _ := strings.Cut(to, ".")
-	tMaj, err := strconv.Atoi(tMajStr)
-	if err != nil {
+	tMaj, tMin, ok := upperBound(to)
+	if !ok {
 		return false
-	}
-	tMin := -1 // "*" or missing: any minor
-	if tMinStr != "*" && tMinStr != "" {
-		if tMin, err = strconv.Atoi(tMinStr); err != nil {
-			return false
-		}
 	}
 	if major < fMaj || major == fMaj && minor < fMin {
 		return false
@@ -333,6 +425,56 @@ func inRange(major, minor int, from, to string) bool {
 		return false
 	}
 	return true
+}
+
+// newerThan reports whether major.minor is a release of row newer than
+// every range it lists, and returns the newest range (whose package manager
+// the newer release keeps).
+func newerThan(row Support, major, minor int) (Release, bool) {
+	if row.NoNewer {
+		return Release{}, false
+	}
+	var newest Release
+	found := false
+	for _, rel := range row.Releases {
+		if rel.Legacy {
+			if lMaj, _, ok := parseVersion(rel.From); ok && lMaj == major {
+				return Release{}, false
+			}
+			continue
+		}
+		if !above(major, minor, rel.To) {
+			return Release{}, false
+		}
+		newest, found = rel, true
+	}
+	return newest, found
+}
+
+// above reports whether major.minor lies beyond the upper bound to.
+func above(major, minor int, to string) bool {
+	tMaj, tMin, ok := upperBound(to)
+	if !ok {
+		return false
+	}
+	return major > tMaj || major == tMaj && tMin >= 0 && minor > tMin
+}
+
+// upperBound parses an inclusive upper bound "major.minor" or "major.*"
+// (minor -1: any minor of that major).
+func upperBound(to string) (major, minor int, ok bool) {
+	tMajStr, tMinStr, _ := strings.Cut(to, ".")
+	tMaj, err := strconv.Atoi(tMajStr)
+	if err != nil {
+		return 0, 0, false
+	}
+	tMin := -1 // "*" or missing: any minor
+	if tMinStr != "*" && tMinStr != "" {
+		if tMin, err = strconv.Atoi(tMinStr); err != nil {
+			return 0, 0, false
+		}
+	}
+	return tMaj, tMin, true
 }
 
 func describe(osr OSRelease) string {
@@ -351,7 +493,7 @@ func unsupported(osr OSRelease, why string) error {
 		why = ", but " + why
 	}
 	return failure.New(failure.Unsupported, nil,
-		"Unsupported Linux distribution: detected %s%s. Supported: %s. Learn more at %s",
+		"Unsupported Linux distribution: detected %s%s. Supported: %s; and newer releases of these distributions once packages.microsoft.com offers aadsshlogin for them. Learn more at %s",
 		describe(osr), why, supportedSummary(), LearnMoreURL)
 }
 

@@ -35,6 +35,7 @@ const (
 	NotEnoughDisk         Code = 29 // too little free space for packages or state
 	HandlerBusy           Code = 30 // another handler invocation held the handler lock for the whole budget
 	TimeBudgetExceeded    Code = 31 // the verb ran out of its time budget before finishing
+	DoctorFoundProblems   Code = 32 // aadsshlogin-handler doctor: at least one check failed
 
 	Unsupported        Code = 51 // distribution or version not supported
 	BadSettings        Code = 53 // public/protected settings invalid
@@ -76,6 +77,8 @@ func (c Code) Name() string {
 		return "HandlerBusy"
 	case TimeBudgetExceeded:
 		return "TimeBudgetExceeded"
+	case DoctorFoundProblems:
+		return "DoctorFoundProblems"
 	case Unsupported:
 		return "UnsupportedDistribution"
 	case BadSettings:
@@ -93,7 +96,7 @@ func Codes() []Code {
 	return []Code{OK, Internal, UnknownVerb, RepositoryUnreachable, VerificationFailed,
 		NoManagedIdentity, ObsoleteExtension, MetadataUnreachable, UntrustedKey,
 		PackageManagerLocked, PackageManagerFailed, NotEnoughMemory, NotEnoughDisk,
-		HandlerBusy, TimeBudgetExceeded, Unsupported, BadSettings, BadEnvironment,
+		HandlerBusy, TimeBudgetExceeded, DoctorFoundProblems, Unsupported, BadSettings, BadEnvironment,
 		SystemStateInvalid}
 }
 

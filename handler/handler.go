@@ -9,17 +9,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sirupsen/logrus"
 
 	"github.com/aadsshlogin/handler/cmdrun"
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/handler/agent"
+	"github.com/aadsshlogin/handler/httpclient"
 	"github.com/aadsshlogin/handler/imds"
 	"github.com/aadsshlogin/handler/installer/pkgmgr"
 	"github.com/aadsshlogin/handler/sysroot"
@@ -94,6 +97,11 @@ type Options struct {
 	Runner cmdrun.Runner
 	Now    func() time.Time
 	Arch   string // GOARCH style
+	// HTTP downloads the signing key and probes the repository; it must
+	// honour the proxy variables (main.go builds the production client).
+	// There is no default: without one every download fails, so that no
+	// test reaches a real repository by accident.
+	HTTP *retryablehttp.Client
 	// IMDS is the metadata client; nil builds the production one.
 	IMDS *imds.Client
 	// IdentityWindow is how long a missing managed identity is waited for
@@ -134,13 +142,16 @@ func Main(o Options) failure.Code {
 	o.defaults()
 	start := o.Now()
 	if len(o.Args) < 2 {
-		fmt.Fprintln(o.Stderr, "Usage: aadsshlogin-handler install|enable|disable|update|uninstall|version")
+		fmt.Fprintln(o.Stderr, "Usage: aadsshlogin-handler install|enable|disable|update|uninstall|version|doctor [--json]")
 		return failure.UnknownVerb
 	}
 	arg := strings.ToLower(strings.TrimLeft(o.Args[1], "-"))
 	if arg == "version" {
 		fmt.Fprintln(o.Stdout, o.Version)
 		return failure.OK
+	}
+	if arg == doctorVerb {
+		return runDoctor(o)
 	}
 	verb := Verb(arg)
 	if operationName(verb) == "" {
@@ -162,7 +173,7 @@ func Main(o Options) failure.Code {
 	}
 	entry := log.WithFields(logrus.Fields{"verb": string(verb), "version": o.Version})
 	if o.Runner == nil {
-		o.Runner = cmdrun.Exec{Log: entry}
+		o.Runner = cmdrun.Exec{Log: entry, Getenv: o.Getenv}
 	}
 
 	timeout := AgentTimeout(verb)
@@ -181,6 +192,10 @@ func Main(o Options) failure.Code {
 		seq:     -1,
 		summary: &summary{w: o.Stdout},
 	}
+	// The status, mrseq and event are written before the handler lock is
+	// released, so the next operation (of any version) finds them complete
+	// and no two runs write them at once.
+	defer r.release()
 	out := r.execute(ctx)
 	return r.finish(out)
 }
@@ -205,6 +220,19 @@ type run struct {
 	hard    time.Time
 	seq     int
 	summary *summary
+	// unlock releases the handler lock; nil when it is not held.
+	unlock func() error
+}
+
+// release gives up the handler lock, if this run holds it.
+func (r *run) release() {
+	if r.unlock == nil {
+		return
+	}
+	if err := r.unlock(); err != nil {
+		r.log.WithError(err).Warn("releasing the handler lock")
+	}
+	r.unlock = nil
 }
 
 func (r *run) execute(ctx context.Context) (out outcome) {
@@ -227,11 +255,7 @@ func (r *run) execute(ctx context.Context) (out outcome) {
 	if err != nil {
 		return outcome{err: err}
 	}
-	defer func() {
-		if uerr := unlock(); uerr != nil {
-			r.log.WithError(uerr).Warn("releasing the handler lock")
-		}
-	}()
+	r.unlock = unlock // released by Main after finish
 	// The agent runs one of the two binaries the zip ships (the entry
 	// script chooses by CPU): say which.
 	r.log.WithField("arch", r.opts.Arch).Info("started")
@@ -257,7 +281,9 @@ func (r *run) execute(ctx context.Context) (out outcome) {
 }
 
 // finish writes the status, mrseq and event, prints the summary and maps
-// the outcome to the exit code.
+// the outcome to the exit code. It runs while the handler lock is still
+// held (when the run got it: a run that found the lock busy reports that
+// without it, and the atomic writes keep the holder's files intact).
 func (r *run) finish(out outcome) failure.Code {
 	code := failure.CodeOf(out.err)
 	if out.err != nil && errors.Is(out.err, context.DeadlineExceeded) && code == failure.Internal {
@@ -337,6 +363,25 @@ func reportWithoutEnvironment(o Options, verb Verb, err error) {
 			return
 		}
 	}
+}
+
+// errNoHTTPClient fails every download of a handler run without
+// Options.HTTP.
+var errNoHTTPClient = errors.New("no HTTP client was given to the handler (Options.HTTP)")
+
+type refuseAll struct{}
+
+func (refuseAll) RoundTrip(*http.Request) (*http.Response, error) { return nil, errNoHTTPClient }
+
+// httpClient is Options.HTTP logging to this run's log, or, without one, a
+// client whose every request fails with errNoHTTPClient.
+func (r *run) httpClient() *retryablehttp.Client {
+	if r.opts.HTTP == nil {
+		c := httpclient.New(httpclient.Options{RetryMax: -1})
+		c.HTTPClient.Transport = refuseAll{}
+		return c
+	}
+	return httpclient.WithLog(r.opts.HTTP, r.log)
 }
 
 // summary prints short progress lines on stdout (they end up in the

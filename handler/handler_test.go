@@ -2,16 +2,21 @@ package handler
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/aadsshlogin/handler/cmdrun"
@@ -33,7 +38,7 @@ type fakeAgent struct {
 	stdout, stderr          bytes.Buffer
 }
 
-func newFakeAgent(t *testing.T) *fakeAgent {
+func newFakeAgent(t testing.TB) *fakeAgent {
 	t.Helper()
 	dir := t.TempDir()
 	a := &fakeAgent{
@@ -57,7 +62,7 @@ func newFakeAgent(t *testing.T) *fakeAgent {
 	return a
 }
 
-func (a *fakeAgent) write(t *testing.T, path, content string) {
+func (a *fakeAgent) write(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -67,7 +72,7 @@ func (a *fakeAgent) write(t *testing.T, path, content string) {
 	}
 }
 
-func (a *fakeAgent) settings(t *testing.T, seq int, public string) {
+func (a *fakeAgent) settings(t testing.TB, seq int, public string) {
 	t.Helper()
 	a.write(t, filepath.Join(a.handlerDir, "config", itoa(seq)+".settings"),
 		`{"runtimeSettings":[{"handlerSettings":{"publicSettings":`+public+`,"protectedSettings":null,"protectedSettingsCertThumbprint":null}}]}`)
@@ -164,17 +169,106 @@ func TestBadSettings(t *testing.T) {
 	}
 }
 
+// rootFiles lists the files under the fake machine's root.
+func rootFiles(t *testing.T, root sysroot.Root) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(string(root), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, strings.TrimPrefix(p, string(root)))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
 func TestDisableChangesNothing(t *testing.T) {
 	a := newFakeAgent(t)
-	if code := Main(a.options("disable")); code != failure.OK {
+	a.write(t, a.root.Path("/etc/os-release"), "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n")
+	before := rootFiles(t, a.root)
+	opts := a.options("disable")
+	fake := &cmdrun.Fake{}
+	opts.Runner = fake
+	if code := Main(opts); code != failure.OK {
 		t.Fatalf("code %d: %s", code, a.stderr.String())
 	}
 	if rep := a.status(t, 3); rep.Status != agent.Success || rep.Operation != "Disable" {
 		t.Errorf("status %+v", rep)
 	}
-	if calls := a.options().Runner.(*cmdrun.Fake).Calls; len(calls) != 0 {
-		t.Errorf("disable ran commands: %v", calls)
+	if len(fake.Calls) != 0 {
+		t.Errorf("disable ran commands: %v", fake.Lines())
 	}
+	// Only the handler lock (in /run, cleared at boot) may appear.
+	after := rootFiles(t, a.root)
+	if want := append(before, HandlerLockPath); !slices.Equal(after, want) {
+		t.Errorf("files on the machine changed:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+// lockProbe is the handler's stdout in TestReportWrittenUnderTheLock: when
+// the handler prints its last line (after the status, mrseq and event),
+// it records whether another writer could take the handler lock and what
+// that writer would find.
+type lockProbe struct {
+	t        *testing.T
+	a        *fakeAgent
+	lockFree bool
+	status   *agent.Report
+	events   int
+	probed   bool
+}
+
+func (p *lockProbe) Write(b []byte) (int, error) {
+	if !strings.Contains(string(b), "succeeded") {
+		return len(b), nil
+	}
+	p.probed = true
+	f, err := os.OpenFile(p.a.root.Path(HandlerLockPath), os.O_RDWR, 0)
+	if err != nil {
+		p.t.Errorf("opening the lock: %v", err)
+		return len(b), nil
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+		p.lockFree = true
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	}
+	p.status, _ = agent.ReadStatus(p.a.handlerDir+"/status", 3)
+	entries, _ := os.ReadDir(p.a.logDir + "/events")
+	p.events = len(entries)
+	return len(b), nil
+}
+
+// TestReportWrittenUnderTheLock: the final status and the event are on
+// disk before the handler lock is released, so the next operation (a
+// second writer waiting for the lock) finds them complete, and never
+// writes them at the same time.
+func TestReportWrittenUnderTheLock(t *testing.T) {
+	a := newFakeAgent(t)
+	probe := &lockProbe{t: t, a: a}
+	opts := a.options("disable")
+	opts.Stdout = probe
+	if code := Main(opts); code != failure.OK {
+		t.Fatalf("code %d: %s", code, a.stderr.String())
+	}
+	if !probe.probed {
+		t.Fatal("the summary line was not printed")
+	}
+	if probe.lockFree {
+		t.Error("the handler lock was released before the run's report was complete")
+	}
+	if probe.status == nil || probe.status.Status != agent.Success || probe.events != 1 {
+		t.Errorf("at the end of the run: status %+v, %d event(s)", probe.status, probe.events)
+	}
+	// And released afterwards.
+	unlock, err := agent.Lock(context.Background(), a.root.Path(HandlerLockPath), "test", time.Millisecond)
+	if err != nil {
+		t.Fatalf("the lock is still held after Main returned: %v", err)
+	}
+	_ = unlock()
 }
 
 // TestLogNamesArchitecture: the log says which of the zip's binaries ran
@@ -262,10 +356,26 @@ func TestHandlerLockHeldForTheWholeBudget(t *testing.T) {
 	}
 }
 
+// recordingTransport answers every request with 404 and records its URL:
+// the downloads of a unit test go nowhere.
+type recordingTransport struct {
+	mu   sync.Mutex
+	urls []string
+}
+
+func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rt.mu.Lock()
+	rt.urls = append(rt.urls, req.URL.String())
+	rt.mu.Unlock()
+	return &http.Response{StatusCode: http.StatusNotFound, Body: http.NoBody, Header: http.Header{}, Request: req}, nil
+}
+
 // TestPackageManagerLockHeldForTheWholeBudget runs a whole install against
-// a fake machine (temporary root, fake commands, an httptest IMDS) whose dpkg
-// frontend lock is held by this process: exit 26 naming the holder, and
-// nothing written to the machine.
+// a fake machine (temporary root, fake commands, an httptest IMDS, an HTTP
+// client that answers every download itself) whose dpkg frontend lock is
+// held by this process: exit 26 naming the holder, and nothing written to
+// the machine. The key download, which runs beside the lock wait, goes
+// through the client given in Options.HTTP.
 func TestPackageManagerLockHeldForTheWholeBudget(t *testing.T) {
 	a := newFakeAgent(t)
 	a.write(t, a.root.Path("/etc/os-release"), "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n")
@@ -294,6 +404,9 @@ func TestPackageManagerLockHeldForTheWholeBudget(t *testing.T) {
 	defer srv.Close()
 	opts := a.options("install")
 	opts.IMDS = &imds.Client{BaseURL: srv.URL, HTTP: httpclient.New(httpclient.Options{RetryMax: 1})}
+	downloads := &recordingTransport{}
+	opts.HTTP = httpclient.New(httpclient.Options{RetryMax: -1})
+	opts.HTTP.HTTPClient.Transport = downloads
 	opts.Runner = &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
 		"dpkg-query": {Result: cmdrun.Result{ExitCode: 1, Stderr: []byte("dpkg-query: no packages found matching aadlogin\n")}},
 	}}
@@ -310,6 +423,21 @@ func TestPackageManagerLockHeldForTheWholeBudget(t *testing.T) {
 		if a.root.Exists(p) {
 			t.Errorf("%s written although the install could not start", p)
 		}
+	}
+	downloads.mu.Lock()
+	defer downloads.mu.Unlock()
+	if !slices.Contains(downloads.urls, "https://packages.microsoft.com/keys/microsoft.asc") {
+		t.Errorf("the key download did not use Options.HTTP: %v", downloads.urls)
+	}
+}
+
+// TestWithoutHTTPClientNothingIsDownloaded: a handler given no HTTP client
+// has none built for it: every download fails with errNoHTTPClient.
+func TestWithoutHTTPClientNothingIsDownloaded(t *testing.T) {
+	r := &run{log: logrus.NewEntry(logrus.New())}
+	resp, err := r.httpClient().Get("https://packages.microsoft.com/keys/microsoft.asc")
+	if resp != nil || !errors.Is(err, errNoHTTPClient) {
+		t.Fatalf("got %v, %v; want errNoHTTPClient", resp, err)
 	}
 }
 
@@ -362,6 +490,27 @@ func TestTimeBudgetExceeded(t *testing.T) {
 	}
 	if rep := a.status(t, 3); rep.Status != agent.Error || rep.Code != int(failure.TimeBudgetExceeded) || !strings.Contains(rep.Message, "did not finish") {
 		t.Errorf("status %+v", rep)
+	}
+}
+
+// TestProtectedSettingsNeedNoCertificate: protected settings whose
+// certificate the agent did not store do not fail a run that does not use
+// them (no setting of ours is protected): the install gets past the
+// settings to the memory check, and openssl never runs.
+func TestProtectedSettingsNeedNoCertificate(t *testing.T) {
+	a := newFakeAgent(t)
+	a.write(t, a.root.Path("/etc/os-release"), "ID=ubuntu\nVERSION_ID=\"22.04\"\nVERSION_CODENAME=jammy\n")
+	a.write(t, a.root.Path("/proc/meminfo"), "MemTotal:         400000 kB\n")
+	a.write(t, filepath.Join(a.handlerDir, "config", "3.settings"),
+		`{"runtimeSettings":[{"handlerSettings":{"publicSettings":{},"protectedSettings":"MIIBsQYJKoZIhvcNAQcDoIIBojCCAZ4CAQA=","protectedSettingsCertThumbprint":"0123456789ABCDEF0123456789ABCDEF01234567"}}]}`)
+	opts := a.options("install")
+	fake := &cmdrun.Fake{}
+	opts.Runner = fake
+	if code := Main(opts); code != failure.NotEnoughMemory {
+		t.Fatalf("code %d (%s): %s", code, code.Name(), a.stderr.String())
+	}
+	if len(fake.Calls) != 0 {
+		t.Errorf("commands ran: %v", fake.Lines())
 	}
 }
 

@@ -36,7 +36,9 @@ func diskPaths() []string { return []string{"/var/cache", "/var/lib", "/usr"} }
 // install: configure the repository and install the packages, unless a
 // previous run already left exactly this configuration (agent retries).
 func (r *run) install(ctx context.Context) outcome {
-	if out, ok := r.fastPath(); ok {
+	// An identity the fast path finds missing gets the full run, with the
+	// install's identity window.
+	if out, ok := r.fastPath(); ok && out.err == nil {
 		out.mrseq = false // mrseq records enables only
 		return out
 	}
@@ -114,13 +116,14 @@ func (r *run) uninstall(ctx context.Context) outcome {
 	if err != nil {
 		return outcome{err: err}
 	}
+	sessions := r.entraSessions() // before the package (and /etc/aadpasswd) goes
 	if err := installer.Uninstall(ctx, cfg, st); err != nil {
-		return outcome{err: err}
+		return outcome{err: err, substatus: sessions}
 	}
 	if err := r.opts.Root.RemoveIfExists(MarkerPath); err != nil {
 		r.log.WithError(err).Warn("removing the version marker")
 	}
-	return outcome{message: "aadsshlogin was removed; SSH login with Microsoft Entra ID is no longer configured on this VM."}
+	return outcome{message: "aadsshlogin was removed; SSH login with Microsoft Entra ID is no longer configured on this VM.", substatus: sessions}
 }
 
 // fastPath reports success without touching anything when the last install
@@ -143,6 +146,10 @@ func (r *run) fastPath() (outcome, bool) {
 		log.Info("repository or key file changed since the last install")
 		return outcome{}, false
 	}
+	if holdFile, holdHash := st.HoldFile(); !fileHasHash(r, holdFile, holdHash) {
+		log.Info("the file holding aadsshlogin at its version changed since the last install")
+		return outcome{}, false
+	}
 	if err := verify.Quick(r.opts.Root); err != nil {
 		log.WithError(err).Info("quick verification failed; repairing")
 		return outcome{}, false
@@ -157,6 +164,13 @@ func (r *run) fastPath() (outcome, bool) {
 			break
 		}
 	}
+	// The identity may have been removed since the install (handler/identity.go).
+	ierr, warnings := r.fastIdentity(context.Background())
+	if ierr != nil {
+		log.WithError(ierr).Warn("the system-assigned managed identity is gone")
+		return outcome{err: ierr}, true
+	}
+	out.substatus = append(withoutSubstatus(out.substatus, identitySubstatus), warnings...)
 	return out, true
 }
 
@@ -283,7 +297,8 @@ func (r *run) converge(ctx context.Context) outcome {
 	if pub.RepositoryURL != "" {
 		cfg.Location, cfg.Mirror = repo.Location{Base: pub.RepositoryURL}, true
 	}
-	cfg.Pins = pub.Fingerprints()
+	cfg.Pins, cfg.CustomPins = pub.Fingerprints(), pub.CustomPins()
+	cfg.PackageVersion = pub.AADSSHLoginVersion
 	cfg.ConfigHash = configHash(pub)
 
 	// Write the marker before changing anything (the shipped extension's
@@ -306,6 +321,20 @@ func (r *run) converge(ctx context.Context) outcome {
 		return outcome{err: err, substatus: subs}
 	}
 	subs = withSSHDWarnings(subs)
+	if _, ok := res.Packages[installer.SELinuxPackageName]; ok {
+		// Only now is aad_permissions loaded: whether it covers the
+		// policy's sshd_session_t domain can be asked only after the
+		// install (docs/selinux.md).
+		for _, w := range checks.SELinuxWarnings(ctx, r.opts.Runner, r.opts.Root) {
+			r.summary.say("%s", w.Message)
+			subs = append(subs, agent.Substatus{Name: w.Name, Status: agent.Warning, Message: w.Message})
+		}
+	}
+	if p.Unlisted() {
+		msg := releaseWarning(p, res)
+		r.summary.say("%s", msg)
+		subs = append(subs, agent.Substatus{Name: "Release", Status: agent.Warning, Message: msg})
+	}
 	subs = append([]agent.Substatus{{Name: "Repository", Status: agent.Success, Message: repoMessage(res)}}, subs...)
 	r.summary.say("Repository: %s.", repoMessage(res))
 	return outcome{message: successMessage(res.Packages), substatus: subs, mrseq: r.verb == Enable}
@@ -322,7 +351,7 @@ func (r *run) installerConfig(p distro.Platform) (installer.Config, error) {
 		Root:           r.opts.Root,
 		Runner:         r.opts.Runner,
 		Log:            r.log,
-		HTTP:           httpclient.New(httpclient.Options{UseProxy: true, Log: r.log}),
+		HTTP:           r.httpClient(),
 		Packages:       mgr,
 		Locks:          pkgmgr.Locks{Root: r.opts.Root, Log: r.log},
 		Services:       pkgmgr.Services{Runner: r.opts.Runner, Log: r.log, Root: r.opts.Root},
@@ -348,23 +377,31 @@ func (r *run) detect() (distro.Platform, error) {
 	return distro.Resolve(osr, r.opts.Arch)
 }
 
-// publicSettings loads and validates this sequence number's settings. A
-// missing settings file means defaults: the agent always writes one before
-// install and enable, and the old version's commands during an update may
-// run with a sequence number it has no file for.
-func (r *run) publicSettings(ctx context.Context) (settings.Public, error) {
-	if st, err := os.Stat(r.env.ConfigFolder); err != nil || !st.IsDir() {
-		// The agent creates the folder before any command: without it the
-		// settings the user gave cannot be known, and defaults would
-		// silently ignore them.
-		return settings.Public{}, failure.New(failure.BadEnvironment, err,
-			"The configuration folder %s named in HandlerEnvironment.json does not exist, so the extension's settings cannot be read. Reinstall the extension.", r.env.ConfigFolder)
-	}
-	hs, err := agent.LoadSettings(ctx, r.env.ConfigFolder, r.seqOrZero(), agent.OpenSSL{Runner: r.opts.Runner, CertDir: r.env.LibDir()})
+// publicSettings loads and validates this sequence number's public
+// settings. A missing settings file means defaults: the agent always writes
+// one before install and enable, and the old version's commands during an
+// update may run with a sequence number it has no file for.
+func (r *run) publicSettings(context.Context) (settings.Public, error) {
+	hs, err := r.handlerSettings()
 	if err != nil {
 		return settings.Public{}, err
 	}
 	return settings.ParsePublic(hs.Public)
+}
+
+// handlerSettings reads this sequence number's settings file. Its protected
+// settings stay encrypted until something calls Protected on the result
+// (nothing does yet): decrypting needs the certificate the agent stored,
+// and a run that does not use them must not fail when it is missing.
+func (r *run) handlerSettings() (*agent.HandlerSettings, error) {
+	if st, err := os.Stat(r.env.ConfigFolder); err != nil || !st.IsDir() {
+		// The agent creates the folder before any command: without it the
+		// settings the user gave cannot be known, and defaults would
+		// silently ignore them.
+		return nil, failure.New(failure.BadEnvironment, err,
+			"The configuration folder %s named in HandlerEnvironment.json does not exist, so the extension's settings cannot be read. Reinstall the extension.", r.env.ConfigFolder)
+	}
+	return agent.LoadSettings(r.env.ConfigFolder, r.seqOrZero(), agent.OpenSSL{Runner: r.opts.Runner, CertDir: r.env.LibDir()})
 }
 
 func (r *run) seqOrZero() int {
@@ -381,6 +418,11 @@ func configHash(p settings.Public) string {
 	fmt.Fprintf(h, "repositoryUrl=%s\n", p.RepositoryURL)
 	for _, fp := range p.Fingerprints() {
 		fmt.Fprintf(h, "fingerprint=%s\n", fp)
+	}
+	// Only when set, so that the hash of installs without the setting
+	// stays what earlier versions recorded.
+	if p.AADSSHLoginVersion != "" {
+		fmt.Fprintf(h, "aadsshloginVersion=%s\n", p.AADSSHLoginVersion)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -406,6 +448,23 @@ func describe(p distro.Platform) string {
 		return p.OS.PrettyName
 	}
 	return p.OS.ID + " " + p.OS.VersionID
+}
+
+// releaseWarning says that the release is outside Microsoft's published
+// support table, and why it was installed all the same.
+func releaseWarning(p distro.Platform, res *installer.Result) string {
+	switch p.Listing {
+	case distro.Newer:
+		why := res.RepoURL + " offers aadsshlogin"
+		if res.Offer != nil {
+			why = res.Offer.URL + " " + res.Offer.Why
+		}
+		return fmt.Sprintf("%s is newer than the releases in Microsoft's published support table (%s). aadsshlogin was installed because this release's own repository offers it (%s); Microsoft may not support SSH login with Microsoft Entra ID on this release yet.",
+			describe(p), distro.LearnMoreURL, why)
+	default:
+		return fmt.Sprintf("%s is not in Microsoft's published support table (%s); aadsshlogin was installed from %s, the repository of the release it rebuilds. Microsoft may not support SSH login with Microsoft Entra ID on this release yet.",
+			describe(p), distro.LearnMoreURL, res.RepoURL)
+	}
 }
 
 func successMessage(pkgs map[string]string) string {

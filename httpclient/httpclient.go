@@ -112,7 +112,7 @@ func New(o Options) *retryablehttp.Client {
 	}
 
 	c := retryablehttp.NewClient()
-	c.HTTPClient = &http.Client{Transport: transport, Timeout: o.RequestTimeout}
+	c.HTTPClient = &http.Client{Transport: transport, Timeout: o.RequestTimeout, CheckRedirect: sameHostHTTPS}
 	c.RetryMax = o.RetryMax
 	c.RetryWaitMin = o.RetryWaitMin
 	c.RetryWaitMax = o.RetryWaitMax
@@ -126,6 +126,58 @@ func New(o Options) *retryablehttp.Client {
 		c.Logger = leveled{log: o.Log}
 	}
 	return c
+}
+
+// ErrRedirectRefused is wrapped in the error of a request whose answer
+// redirected where the client does not follow.
+var ErrRedirectRefused = errors.New("redirect refused")
+
+// maxRedirects bounds a chain of redirects (net/http's default is 10).
+const maxRedirects = 5
+
+// sameHostHTTPS is the redirect policy of every client from New: a
+// redirect is followed only to https on the scheme, host and port of the
+// first request, at most maxRedirects times. The key and the repository
+// metadata come from the host the user configured (or the cloud's
+// repository host): a redirect to plain http would let anyone on the path
+// answer instead, and one to another host would fetch from a place nobody
+// chose. A mirror that hands its files out from another host (a CDN) is
+// configured with that host's URL instead.
+func sameHostHTTPS(req *http.Request, via []*http.Request) error {
+	if len(via) == 0 {
+		return nil
+	}
+	first := via[0].URL
+	switch {
+	case len(via) > maxRedirects:
+		return fmt.Errorf("%w: more than %d redirects", ErrRedirectRefused, maxRedirects)
+	case req.URL.Scheme != "https" || first.Scheme != "https":
+		return fmt.Errorf("%w: %s redirected to %s, which is not https", ErrRedirectRefused, RedactURL(via[len(via)-1].URL.String()), RedactURL(req.URL.String()))
+	case !strings.EqualFold(hostPort(req.URL), hostPort(first)):
+		return fmt.Errorf("%w: %s redirected to another host, %s", ErrRedirectRefused, RedactURL(via[len(via)-1].URL.String()), RedactURL(req.URL.String()))
+	}
+	return nil
+}
+
+// hostPort is the host and port a URL connects to.
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// NoRedirects returns a copy of c that follows no redirect: a 3xx answer
+// comes back to the caller as it is. The metadata service never redirects,
+// and following one would carry its "Metadata: true" header (and the token
+// request) to wherever the redirect points. c itself is not modified.
+func NoRedirects(c *retryablehttp.Client) *retryablehttp.Client {
+	cp := clone(c)
+	hc := *c.HTTPClient
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cp.HTTPClient = &hc
+	return cp
 }
 
 // proxyFunc snapshots the proxy environment. http.ProxyFromEnvironment would
@@ -183,7 +235,7 @@ func permanent(err error) bool {
 			return true
 		}
 	}
-	return false
+	return errors.Is(err, ErrRedirectRefused)
 }
 
 // backoff waits a uniformly random time between zero and an exponentially
@@ -225,11 +277,14 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 
 // lastAnswer replaces retryablehttp's "giving up after N attempts" error,
 // which hides the status: with an answer, the caller gets the last response
-// (body unread) and decides; without one, it gets the last transport error,
+// (body unread) and decides; without one, or when the answer was a refused
+// redirect, it gets the last transport error,
 // with any URL query string removed so tokens or signatures in it cannot
 // reach a log.
 func lastAnswer(resp *http.Response, err error, attempts int) (*http.Response, error) {
-	if resp != nil && (err == nil || !isContextErr(err)) {
+	// A refused redirect comes with the redirect answer; the caller gets
+	// the refusal, which says where it pointed.
+	if resp != nil && (err == nil || !isContextErr(err) && !errors.Is(err, ErrRedirectRefused)) {
 		return resp, nil
 	}
 	if resp != nil && resp.Body != nil {
@@ -321,6 +376,22 @@ func scrub(s string) string {
 // HTTP status in their messages. c itself is not modified (it may be
 // shared); clients from New already behave this way.
 func Passthrough(c *retryablehttp.Client) *retryablehttp.Client {
+	cp := clone(c)
+	cp.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	return cp
+}
+
+// WithLog returns a copy of c that logs its attempts (at debug level,
+// scrubbed) to log. c itself is not modified.
+func WithLog(c *retryablehttp.Client, log logrus.FieldLogger) *retryablehttp.Client {
+	cp := clone(c)
+	cp.Logger = leveled{log: log}
+	return cp
+}
+
+// clone copies c's settings into a new client (the struct holds
+// sync.Once values, so it cannot be copied as a whole).
+func clone(c *retryablehttp.Client) *retryablehttp.Client {
 	return &retryablehttp.Client{
 		HTTPClient:      c.HTTPClient,
 		Logger:          c.Logger,
@@ -331,7 +402,7 @@ func Passthrough(c *retryablehttp.Client) *retryablehttp.Client {
 		ResponseLogHook: c.ResponseLogHook,
 		CheckRetry:      c.CheckRetry,
 		Backoff:         c.Backoff,
-		ErrorHandler:    retryablehttp.PassthroughErrorHandler,
+		ErrorHandler:    c.ErrorHandler,
 		PrepareRetry:    c.PrepareRetry,
 	}
 }
@@ -365,6 +436,8 @@ func Reason(err error) string {
 		return "timed out"
 	case errors.Is(err, context.Canceled):
 		return "cancelled"
+	case errors.Is(err, ErrRedirectRefused):
+		return "the server redirected to plain HTTP, to another host or too often, which the extension does not follow"
 	case errors.As(err, &unknownCA):
 		return "certificate verify failed (certificate signed by an unknown authority)"
 	case errors.As(err, &hostnameErr):

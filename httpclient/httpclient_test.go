@@ -290,3 +290,129 @@ func TestRedactURL(t *testing.T) {
 func newReq(ctx context.Context, u string) (*retryablehttp.Request, error) {
 	return retryablehttp.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 }
+
+// TestRedirectsStayOnHTTPSAndHost: key and metadata downloads follow a
+// redirect only to https on the host (and port) they were sent to; to plain
+// http, to another host, or round and round, they stop with
+// ErrRedirectRefused at once (no retries) and the other server is never
+// asked.
+func TestRedirectsStayOnHTTPSAndHost(t *testing.T) {
+	var other atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { other.Add(1) }))
+	defer plain.Close()
+	otherTLS := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { other.Add(1) }))
+	defer otherTLS.Close()
+	var hits atomic.Int32
+	var srv *httptest.Server
+	srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		switch r.URL.Path {
+		case "/same":
+			http.Redirect(w, r, "/keys/microsoft.asc", http.StatusFound)
+		case "/same-absolute":
+			http.Redirect(w, r, srv.URL+"/keys/microsoft.asc", http.StatusMovedPermanently)
+		case "/to-http":
+			http.Redirect(w, r, plain.URL+"/keys/microsoft.asc", http.StatusFound)
+		case "/to-http-same-host":
+			http.Redirect(w, r, "http://"+r.Host+"/keys/microsoft.asc", http.StatusFound)
+		case "/to-other-host":
+			http.Redirect(w, r, otherTLS.URL+"/keys/microsoft.asc", http.StatusTemporaryRedirect)
+		case "/loop":
+			http.Redirect(w, r, "/loop", http.StatusFound)
+		case "/keys/microsoft.asc":
+			_, _ = io.WriteString(w, "key")
+		}
+	}))
+	defer srv.Close()
+	pool := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	c := New(fast(Options{RetryMax: 2, RootCAs: pool}))
+
+	for _, path := range []string{"/same", "/same-absolute"} {
+		for _, client := range []*retryablehttp.Client{c, Passthrough(c)} {
+			resp, err := client.Get(srv.URL + path)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(body) != "key" {
+				t.Errorf("%s: %d %q, want the key", path, resp.StatusCode, body)
+			}
+		}
+	}
+	for _, path := range []string{"/to-http", "/to-http-same-host", "/to-other-host", "/loop"} {
+		for _, client := range []*retryablehttp.Client{c, Passthrough(c)} {
+			hits.Store(0)
+			resp, err := client.Get(srv.URL + path)
+			if err == nil {
+				Drain(resp.Body)
+				t.Errorf("%s: followed to %s (HTTP %d)", path, resp.Request.URL, resp.StatusCode)
+				continue
+			}
+			if !errors.Is(err, ErrRedirectRefused) {
+				t.Errorf("%s: %v, want ErrRedirectRefused", path, err)
+			}
+			if want := int32(1); path != "/loop" && hits.Load() != want {
+				t.Errorf("%s: %d requests, want %d (a refused redirect is not retried)", path, hits.Load(), want)
+			}
+			if path == "/loop" && hits.Load() != maxRedirects+1 {
+				t.Errorf("/loop: %d requests, want %d", hits.Load(), maxRedirects+1)
+			}
+			if r := Reason(err); !strings.Contains(r, "redirected") {
+				t.Errorf("%s: reason %q", path, r)
+			}
+		}
+	}
+	if other.Load() != 0 {
+		t.Errorf("the redirect targets were asked %d times", other.Load())
+	}
+}
+
+// TestNoRedirects: the copy follows nothing and hands back the 3xx answer;
+// the original keeps its policy.
+func TestNoRedirects(t *testing.T) {
+	var target atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { target.Add(1) }))
+	defer elsewhere.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/x", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	c := New(fast(Options{RetryMax: 1}))
+	resp, err := NoRedirects(c).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Drain(resp.Body)
+	if resp.StatusCode != http.StatusTemporaryRedirect || target.Load() != 0 {
+		t.Errorf("status %d, target asked %d times", resp.StatusCode, target.Load())
+	}
+	if c.HTTPClient.CheckRedirect == nil {
+		t.Fatal("New's client has no redirect policy")
+	}
+	if _, err := c.Get(srv.URL); !errors.Is(err, ErrRedirectRefused) {
+		t.Errorf("the original client: %v", err)
+	}
+}
+
+// TestWithLog: a client built without a log (main.go's) logs its attempts
+// through the copy WithLog makes, and the original stays silent.
+func TestWithLog(t *testing.T) {
+	srv, _ := countingServer(t, 500, 200)
+	var buf bytes.Buffer
+	log := logrus.New()
+	log.SetOutput(&buf)
+	log.SetLevel(logrus.DebugLevel)
+	c := New(fast(Options{RetryMax: 2}))
+	resp, err := WithLog(c, log).Get(srv.URL + "/path")
+	if err != nil {
+		t.Fatal(err)
+	}
+	Drain(resp.Body)
+	if !strings.Contains(buf.String(), "/path") {
+		t.Errorf("no attempt logged:\n%s", buf.String())
+	}
+	if c.Logger != nil {
+		t.Error("WithLog changed the original client")
+	}
+}

@@ -4,7 +4,7 @@
 // Requests never go through a proxy: IMDS is a link-local address that no
 // proxy can reach, and users who set http_proxy for the agent often forget
 // no_proxy=169.254.169.254 (the shipped extension then reports "no managed
-// identity" on VMs that have one).
+// identity" on VMs that have one). Redirects are never followed either.
 package imds
 
 import (
@@ -143,7 +143,7 @@ func (c *Client) CheckIdentity(ctx context.Context, window, interval time.Durati
 			last = &a
 		}
 		if last.kind == identityOK {
-			c.logger().WithField("attempts", attempt).Info("the VM has a managed identity")
+			c.logger().WithFields(logrus.Fields{"attempts": attempt, "identity": last.identity.String()}).Info("the VM has a managed identity")
 			return nil
 		}
 		if first.IsZero() {
@@ -160,12 +160,44 @@ func (c *Client) CheckIdentity(ctx context.Context, window, interval time.Durati
 	return last.identityFailure()
 }
 
+// IdentityAnswer is the result of one managed-identity token request.
+type IdentityAnswer struct {
+	// Err is nil when IMDS handed out a token for the VM's system-assigned
+	// identity (or a token that does not say whose it is). Otherwise a
+	// *failure.Error: NoManagedIdentity when IMDS said there is none or
+	// answered for a user-assigned identity only, MetadataUnreachable for
+	// anything else.
+	Err error
+	// Kind and ResourceID are what the token says about its identity.
+	Kind       IdentityKind
+	ResourceID string
+	// Date is the Date header of IMDS's answer (zero without one): a time
+	// source the VM already trusts, for clock checks.
+	Date time.Time
+}
+
+// Identity asks once, without waiting for an identity to appear: for the
+// enable fast path and diagnostics. ctx bounds it.
+func (c *Client) Identity(ctx context.Context) IdentityAnswer {
+	q := url.Values{"api-version": {identityAPIVersion}, "resource": {SignInResource}}
+	a := c.get(ctx, "/metadata/identity/oauth2/token", q)
+	a.classifyIdentity()
+	out := IdentityAnswer{Kind: a.identity, ResourceID: a.resourceID, Date: a.date}
+	if a.kind != identityOK {
+		out.Err = a.identityFailure()
+	}
+	return out
+}
+
 type answerKind int
 
 const (
 	identityUnknown answerKind = iota
 	identityOK
 	identityMissing
+	// identityUserAssignedOnly: a token, but for a user-assigned identity
+	// (the VM has no system-assigned one).
+	identityUserAssignedOnly
 )
 
 // answer is what one IMDS request produced: a status and body, or a
@@ -177,6 +209,11 @@ type answer struct {
 	kind   answerKind
 	// bad marks a 200 whose body was not what IMDS sends.
 	bad bool
+	// identity and resourceID: whose token it was (token answers only).
+	identity   IdentityKind
+	resourceID string
+	// date is the answer's Date header.
+	date time.Time
 }
 
 func (c *Client) get(ctx context.Context, path string, q url.Values) answer {
@@ -191,7 +228,10 @@ func (c *Client) get(ctx context.Context, path string, q url.Values) answer {
 	}
 	req.Header.Set("Metadata", "true")
 	req.Header.Set("User-Agent", "aadsshlogin-handler")
-	resp, err := c.HTTP.Do(req)
+	// IMDS never redirects; a redirect (from something impersonating it)
+	// is an answer like any other unexpected status, and is not followed
+	// with the Metadata header, whatever client the caller gave us.
+	resp, err := httpclient.NoRedirects(c.HTTP).Do(req)
 	if err != nil {
 		return answer{err: fmt.Errorf("IMDS %s: %w", path, err)}
 	}
@@ -200,7 +240,8 @@ func (c *Client) get(ctx context.Context, path string, q url.Values) answer {
 	if err != nil {
 		return answer{err: fmt.Errorf("reading IMDS %s answer: %w", path, err)}
 	}
-	return answer{status: resp.StatusCode, body: body}
+	date, _ := http.ParseTime(resp.Header.Get("Date"))
+	return answer{status: resp.StatusCode, body: body, date: date}
 }
 
 func (a answer) cancelled(ctx context.Context) bool {
@@ -221,7 +262,11 @@ func (a *answer) classifyIdentity() {
 	switch a.status {
 	case http.StatusOK:
 		if parsed && doc.AccessToken != "" {
+			a.identity, a.resourceID = TokenIdentity(doc.AccessToken)
 			a.kind = identityOK
+			if a.identity == IdentityUserAssigned {
+				a.kind = identityUserAssignedOnly
+			}
 			return
 		}
 		a.bad = true
@@ -236,6 +281,14 @@ func (a *answer) classifyIdentity() {
 }
 
 func (a *answer) identityFailure() error {
+	if a.kind == identityUserAssignedOnly {
+		return failure.New(failure.NoManagedIdentity, fmt.Errorf("IMDS answered with the user-assigned identity %s", a.resourceID),
+			"This VM has no system-assigned managed identity: the metadata service answered with the user-assigned identity %q, "+
+				"which is not enough for Microsoft Entra ID login (it needs the VM's own, system-assigned identity). "+
+				"Enable the system-assigned identity as well (az vm identity assign -g <resource-group> -n <vm-name>; for a scale set: "+
+				"az vmss identity assign -g <resource-group> -n <scale-set-name>), wait a few minutes, then re-apply the extension.",
+			resourceName(a.resourceID))
+	}
 	if a.kind == identityMissing {
 		return failure.New(failure.NoManagedIdentity, errors.New("IMDS: Identity not found"),
 			"This VM has no system-assigned managed identity, which Microsoft Entra ID login needs. "+
@@ -264,6 +317,9 @@ func (a *answer) how() string {
 	}
 	if a.kind == identityMissing {
 		return "HTTP 400: identity not found"
+	}
+	if a.kind == identityUserAssignedOnly {
+		return "HTTP 200: a token for a user-assigned identity"
 	}
 	return fmt.Sprintf("HTTP %d", a.status)
 }

@@ -295,3 +295,34 @@ func TestNeverProxied(t *testing.T) {
 		t.Errorf("imds calls %d, proxy hits %d, stray dials %v", f.calls.Load(), proxyHits.Load(), stray)
 	}
 }
+
+// TestRedirectsNotFollowed: IMDS never redirects; an answer that does is
+// an unexpected answer (24), and the target never sees the Metadata header
+// or the token request, even with a client that would follow redirects.
+func TestRedirectsNotFollowed(t *testing.T) {
+	var elsewhere atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+		status(200, tokenBody)(w)
+	}))
+	defer target.Close()
+	redirect := func(w http.ResponseWriter) {
+		w.Header().Set("Location", target.URL+"/metadata/identity/oauth2/token")
+		w.WriteHeader(http.StatusTemporaryRedirect)
+	}
+	c, _ := newTest(t, redirect)
+	// A client that follows redirects to plain http anywhere, as a caller
+	// might pass one in.
+	c.HTTP.HTTPClient.CheckRedirect = func(*http.Request, []*http.Request) error { return nil }
+	err := c.CheckIdentity(context.Background(), 0, time.Millisecond)
+	wantCode(t, err, failure.MetadataUnreachable, "HTTP 307")
+	if _, err := c.AzEnvironment(context.Background()); err == nil {
+		t.Error("AzEnvironment accepted a redirect")
+	}
+	if elsewhere.Load() != 0 {
+		t.Errorf("the redirect target was asked %d times", elsewhere.Load())
+	}
+	if New(nil).HTTP.HTTPClient.CheckRedirect == nil {
+		t.Error("the production client has no redirect policy")
+	}
+}

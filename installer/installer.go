@@ -49,6 +49,13 @@ type Config struct {
 	Mirror bool
 	// Pins are the trusted signing-key fingerprints.
 	Pins []string
+	// CustomPins is true when Pins come from the signingKeyFingerprints
+	// setting: then every published key file the repository host serves is
+	// fetched, and each pinned one is trusted (a mirror may sign with any).
+	CustomPins bool
+	// PackageVersion is the aadsshloginVersion setting: aadsshlogin is
+	// installed at this version and held there (hold.go); "" for none.
+	PackageVersion string
 	// HandlerVersion and ConfigHash are recorded in the state.
 	HandlerVersion string
 	ConfigHash     string
@@ -95,8 +102,11 @@ type Result struct {
 	Packages map[string]string // name -> version now installed
 	RepoURL  string            // repository in use
 	Reused   string            // the image's own repository id, when reused
-	KeyFP    string            // fingerprint of the key trusted for it
+	KeyFP    string            // fingerprints of the keys trusted for it
 	Notes    []string          // decisions worth telling the user (flavor fallback, pinning)
+	// Offer is what the repository said before anything was written, for
+	// a release newer than the support table (nil otherwise).
+	Offer *repo.Offer
 }
 
 // Install converges the machine: the repository and key configured, the
@@ -105,6 +115,11 @@ type Result struct {
 // returned error says so.
 func Install(ctx context.Context, c Config) (res *Result, err error) {
 	log := c.Log.WithField("step", "install")
+	hold, err := c.planHold()
+	if err != nil {
+		return nil, err
+	}
+	c.Packages = hold.manager(c.Packages)
 	prev, perr := LoadState(c.Root)
 	if perr != nil {
 		log.WithError(perr).Warn("ignoring unreadable state; it will be rewritten")
@@ -176,7 +191,7 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 	}
 	res = &Result{Packages: map[string]string{}}
 
-	def, err := c.configureRepository(ctx, j, state, res, awaitRepository())
+	def, err := c.configureRepository(ctx, j, state, res, hold.inRepository(kind, awaitRepository()))
 	if err != nil {
 		return nil, err
 	}
@@ -194,16 +209,15 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 		return nil, fmt.Errorf("checking installed packages: %w", ans.err)
 	}
 	before := ans.versions
+	if err := c.prepareHold(ctx, j, state, prev, res, hold); err != nil {
+		return nil, err
+	}
 	var pkgs []pkgmgr.Package
 	if _, has := before[c.Platform.SELinuxPolicyPackage]; has && c.Platform.SELinuxPolicyPackage != "" {
 		pkgs = append(pkgs, pkgmgr.Package{Name: SELinuxPackageName})
 		state.SELinux = true
 	}
-	main := pkgmgr.Package{Name: PackageName, Version: c.Platform.PinnedVersion}
-	if main.Version != "" {
-		res.Notes = append(res.Notes, fmt.Sprintf("%s pinned to %s (SUSE before 15.6)", PackageName, main.Version))
-	}
-	pkgs = append(pkgs, main)
+	pkgs = append(pkgs, pkgmgr.Package{Name: PackageName, Version: hold.version})
 	// The SELinux policy module goes first so the main package's files get
 	// their labels (as the shipped extension orders it).
 	var preexisting, names []string
@@ -223,6 +237,14 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 			// all (a query that would slow every successful install): if
 			// not, the distribution version is not served yet.
 			if failure.CodeOf(err) == failure.PackageManagerFailed {
+				if lerr := hold.adminLockFailure(p.Name, err); lerr != nil {
+					return nil, lerr
+				}
+				if p.Version != "" {
+					if verr := c.versionNotOffered(ctx, hold, res.RepoURL, err); verr != nil {
+						return nil, verr
+					}
+				}
 				if ok, aerr := c.Packages.Available(ctx, p.Name); aerr == nil && !ok {
 					return nil, failure.New(failure.Unsupported, err,
 						"The repository %s offers no %s package for %s. This distribution version is not supported yet; see https://aka.ms/AADSSHLogin for the supported list.",
@@ -267,6 +289,9 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 	if verr != nil {
 		return nil, verr
 	}
+	if err := c.finishHold(ctx, j, state, res, hold); err != nil {
+		return nil, err
+	}
 
 	state.CompletedAt = c.now()
 	if err := SaveState(c.Root, state); err != nil {
@@ -283,28 +308,21 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 type resolution struct {
 	def   repo.Definition
 	key   *keys.Key
+	offer *repo.Offer
 	notes []string
 	err   error
 }
 
-// resolveRepository downloads and pin-checks the signing key and chooses
-// the repository folder. It only reads (files and the network), so it can
-// run beside other work.
+// resolveRepository chooses the repository folder, asks it whether it
+// offers aadsshlogin when the release is newer than the support table, and
+// downloads and pin-checks the signing keys. It only reads (files and the
+// network), so it can run beside other work.
 func (c Config) resolveRepository(ctx context.Context) resolution {
 	p := c.Platform
 	if !c.Mirror && (p.Family == distro.FamilyMariner || p.Family == distro.FamilyAzureLinux) {
 		if id, ok := repo.FindReusable(c.Root, p); ok {
 			return resolution{def: repo.Definition{Reuse: true, ReuseRepoID: id}}
 		}
-	}
-	keyURL := c.Location.KeyURL()
-	raw, err := keys.Fetch(ctx, c.HTTP, keyURL)
-	if err != nil {
-		return resolution{err: err}
-	}
-	key, err := keys.Trust(raw, keyURL, c.Pins)
-	if err != nil {
-		return resolution{err: err}
 	}
 	flavor, note, err := repo.ChooseFlavor(ctx, c.HTTP, p, c.Location)
 	if err != nil {
@@ -319,7 +337,58 @@ func (c Config) resolveRepository(ctx context.Context) resolution {
 	if err != nil {
 		return resolution{err: err}
 	}
-	return resolution{def: def, key: key, notes: notes}
+	var offer *repo.Offer
+	if p.Listing == distro.Newer {
+		// Never another release's packages: the repository of this
+		// release must offer aadsshlogin, or nothing is changed.
+		o, err := repo.Offers(ctx, c.HTTP, p, def)
+		if err != nil {
+			return resolution{err: err}
+		}
+		c.Log.WithFields(logrus.Fields{"url": o.URL, "offered": o.Offered, "why": o.Why}).Info("asked the repository of a release newer than the support table")
+		if !o.Offered {
+			return resolution{err: failure.New(failure.Unsupported, nil,
+				"%s is newer than the releases in the extension's support table, and packages.microsoft.com has no aadsshlogin for it yet: %s %s. Nothing was changed on the VM. Use a supported release (see %s), or apply the extension again once Microsoft publishes aadsshlogin for this release.",
+				describe(p), o.URL, o.Why, distro.LearnMoreURL)}
+		}
+		offer = &o
+	}
+	key, err := keys.FetchTrusted(ctx, c.HTTP, c.keySource(), c.Pins)
+	if err != nil {
+		return resolution{err: err}
+	}
+	return resolution{def: def, key: key, offer: offer, notes: notes}
+}
+
+// keySource names the key files to download for the repository. With the
+// default pins and a release whose key the table names, that one file
+// must be served. Otherwise (a mirror with its own pins, or a release newer
+// than the table) every published key is asked for, the release's own
+// first and then the newest, and the host may lack some of them.
+func (c Config) keySource() keys.Source {
+	src := keys.Source{Base: c.Location.Base}
+	primary := c.Platform.KeyFile
+	if primary != "" && !c.CustomPins {
+		src.Files, src.AllRequired = []string{primary}, true
+		return src
+	}
+	if primary != "" {
+		src.Files = append(src.Files, primary)
+	}
+	files := keys.Files()
+	for i := len(files) - 1; i >= 0; i-- {
+		if files[i] != primary {
+			src.Files = append(src.Files, files[i])
+		}
+	}
+	return src
+}
+
+func describe(p distro.Platform) string {
+	if p.OS.PrettyName != "" {
+		return p.OS.PrettyName
+	}
+	return strings.TrimSpace(p.OS.ID + " " + p.OS.VersionID)
 }
 
 // configureRepository writes the signing key and the repository definition
@@ -330,6 +399,7 @@ func (c Config) configureRepository(ctx context.Context, j *journal, state *Stat
 	}
 	def, key := rs.def, rs.key
 	res.Notes = append(res.Notes, rs.notes...)
+	res.Offer = rs.offer
 	if def.Reuse {
 		id := def.ReuseRepoID
 		res.Reused, state.ReusedRepo = id, id
@@ -351,20 +421,8 @@ func (c Config) configureRepository(ctx context.Context, j *journal, state *Stat
 	state.Keyring, state.KeyringSHA256 = def.KeyringPath, sha256Hex(keyData)
 
 	if c.Packages.Kind() != pkgmgr.Apt {
-		for _, fp := range key.Fingerprints {
-			name := "gpg-pubkey-" + strings.ToLower(fp[len(fp)-8:])
-			if imported, _ := c.Packages.Installed(ctx, name); imported[name] != "" {
-				continue
-			}
-			if err := c.Packages.ImportKey(ctx, def.KeyringPath); err != nil {
-				return repo.Definition{}, err
-			}
-			fp := fp
-			j.add("remove imported key "+fp, func(ctx context.Context) error { return c.Packages.RemoveKey(ctx, fp) })
-			if !slices.Contains(state.ImportedKeys, fp) {
-				state.ImportedKeys = append(state.ImportedKeys, fp)
-			}
-			break // one import brings in every key of the file
+		if err := c.importKeys(ctx, j, state, def.KeyringPath, key.Fingerprints); err != nil {
+			return repo.Definition{}, err
 		}
 	}
 
@@ -380,6 +438,41 @@ func (c Config) configureRepository(ctx context.Context, j *journal, state *Stat
 	}
 	state.RepoFile, state.RepoFileSHA256, state.RepoURL = def.Path, sha256Hex(def.Content), def.RepoURL
 	return def, nil
+}
+
+// importKeys makes the rpm database trust every key of the keyring file
+// that it does not trust yet, and records each of those (by its whole
+// fingerprint) for rollback and uninstall: a key that was there before is
+// left alone, and no imported key is forgotten.
+func (c Config) importKeys(ctx context.Context, j *journal, state *State, path string, fps []string) error {
+	trusted, err := c.Packages.TrustedKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the keys the rpm database trusts: %w", err)
+	}
+	var missing []string
+	for _, fp := range fps {
+		if _, ok := trusted[fp]; !ok {
+			missing = append(missing, fp)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	// Recorded before the import: an import cut short may have brought in
+	// some of the keys; removing one that is absent is no error.
+	for _, fp := range missing {
+		j.add("remove imported key "+fp, func(ctx context.Context) error { return c.Packages.RemoveKey(ctx, fp) })
+	}
+	// One import brings in every key of the file (one armored block each).
+	if err := c.Packages.ImportKey(ctx, path); err != nil {
+		return err
+	}
+	for _, fp := range missing {
+		if !slices.Contains(state.ImportedKeys, fp) {
+			state.ImportedKeys = append(state.ImportedKeys, fp)
+		}
+	}
+	return nil
 }
 
 // installPackage installs or upgrades one package and records how to undo
@@ -411,6 +504,10 @@ func Uninstall(ctx context.Context, c Config, st *State) error {
 	if err := c.Locks.Wait(ctx, kind); err != nil {
 		return err
 	}
+	// A held package cannot be removed (zypper locks).
+	if err := c.releaseHold(ctx, st, PackageName, SELinuxPackageName); err != nil {
+		return err
+	}
 	// aadsshlogin first: it depends on nothing, but its removal scripts
 	// unwire sshd/NSS/PAM before the SELinux module goes away.
 	if err := c.Packages.Remove(ctx, PackageName, SELinuxPackageName); err != nil {
@@ -432,23 +529,37 @@ func Uninstall(ctx context.Context, c Config, st *State) error {
 			}
 		}
 		for target, backup := range st.Backups {
-			data, err := c.Root.ReadFile(backup)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("restoring %s: %w", target, err))
-				continue
-			}
-			mode := fs.FileMode(0o644)
-			if fi, err := os.Stat(c.Root.Path(backup)); err == nil {
-				mode = fi.Mode().Perm() // the backup kept the user's mode
-			}
-			errs = append(errs, c.Root.WriteFileAtomic(target, data, mode))
-			log.WithField("file", target).Info("restored the user's own file")
+			errs = append(errs, restoreUsersFile(c.Root, log, target, backup))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return failure.New(failure.SystemStateInvalid, err, "The packages were removed, but some repository files could not be cleaned up. See the handler log for the file names.")
 	}
 	return RemoveState(c.Root)
+}
+
+// restoreUsersFile puts the user's file that an install replaced back at
+// target, unless target now holds a file that is not ours either: then the
+// user has written their own since, and it stays (the older copy goes).
+func restoreUsersFile(root sysroot.Root, log logrus.FieldLogger, target, backup string) error {
+	data, err := root.ReadFile(backup)
+	if err != nil {
+		return fmt.Errorf("restoring %s: %w", target, err)
+	}
+	current, cerr := root.ReadFile(target)
+	if cerr == nil && !strings.HasPrefix(string(current), repo.Header) {
+		log.WithFields(logrus.Fields{"file": target, "backup": backup}).Info("the file is the user's again; kept it and dropped the older copy")
+		return root.RemoveIfExists(backup)
+	}
+	mode := fs.FileMode(0o644)
+	if fi, err := os.Stat(root.Path(backup)); err == nil {
+		mode = fi.Mode().Perm() // the backup kept the user's mode
+	}
+	if err := root.WriteFileAtomic(target, data, mode); err != nil {
+		return err
+	}
+	log.WithField("file", target).Info("restored the user's own file")
+	return root.RemoveIfExists(backup)
 }
 
 // withRollbackNote appends to the user message whether the machine was put

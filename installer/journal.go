@@ -80,8 +80,24 @@ func (j *journal) writeFile(path string, data []byte, mode fs.FileMode, ours fun
 		oldMode = st.Mode().Perm()
 	}
 	if existed && !ours(old) {
+		// The file is the user's: keep what they had last. A backup from an
+		// earlier run holds an older version of theirs (they changed the
+		// file since), so it is refreshed, and put back on rollback.
 		backup = backupPath
-		if _, err := os.Stat(j.root.Path(backup)); errors.Is(err, fs.ErrNotExist) {
+		prev, perr := j.root.ReadFile(backup)
+		switch {
+		case perr == nil && string(prev) == string(old):
+		case perr == nil:
+			var prevMode fs.FileMode = 0o600
+			if st, err := os.Stat(j.root.Path(backup)); err == nil {
+				prevMode = st.Mode().Perm()
+			}
+			if err := j.root.WriteFileAtomic(backup, old, oldMode); err != nil {
+				return "", fmt.Errorf("backing up %s: %w", path, err)
+			}
+			j.log.WithFields(logrus.Fields{"file": path, "backup": backup}).Info("refreshed the copy of the user's file with its current content")
+			j.add("restore backup "+backup, func(context.Context) error { return j.root.WriteFileAtomic(backup, prev, prevMode) })
+		case errors.Is(perr, fs.ErrNotExist):
 			if err := j.mkdirs(filepath.Dir(backup), 0o700); err != nil {
 				return "", fmt.Errorf("backing up %s: %w", path, err)
 			}
@@ -90,6 +106,8 @@ func (j *journal) writeFile(path string, data []byte, mode fs.FileMode, ours fun
 			}
 			j.log.WithFields(logrus.Fields{"file": path, "backup": backup}).Info("kept a copy of the existing file")
 			j.add("remove backup "+backup, func(context.Context) error { return j.root.RemoveIfExists(backup) })
+		default:
+			return "", fmt.Errorf("reading the backup of %s: %w", path, perr)
 		}
 	}
 	if err := j.mkdirs(filepath.Dir(path), 0o755); err != nil {
@@ -104,6 +122,27 @@ func (j *journal) writeFile(path string, data []byte, mode fs.FileMode, ours fun
 		j.add("remove "+path, func(context.Context) error { return j.root.RemoveIfExists(path) })
 	}
 	return backup, nil
+}
+
+// removeFile removes a target file and records how to put it back with
+// its mode. A missing file is not an error.
+func (j *journal) removeFile(path string) error {
+	old, err := j.root.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	var mode fs.FileMode = 0o644
+	if st, err := os.Stat(j.root.Path(path)); err == nil {
+		mode = st.Mode().Perm()
+	}
+	if err := j.root.RemoveIfExists(path); err != nil {
+		return fmt.Errorf("removing %s: %w", path, err)
+	}
+	j.add("restore "+path, func(context.Context) error { return j.root.WriteFileAtomic(path, old, mode) })
+	return nil
 }
 
 // mkdirs creates the missing folders of a target directory and records how

@@ -151,3 +151,28 @@ func TestJournalRemovesFoldersItCreated(t *testing.T) {
 		t.Error("user's file gone")
 	}
 }
+
+// TestJournalRefreshesBackupWithUsersLatest: after one run kept the user's
+// file A, the user writes B over ours; the next run keeps B (what they
+// had last), and its rollback puts both the file and the old backup back.
+func TestJournalRefreshesBackupWithUsersLatest(t *testing.T) {
+	j, root := newJournal(t)
+	root.WriteFileAtomic("/etc/x.list", []byte("A\n"), 0o644)
+	backup, _ := j.writeFile("/etc/x.list", []byte("# ours\n"), 0o644, ours)
+	j.commit()
+	root.WriteFileAtomic("/etc/x.list", []byte("B\n"), 0o644)
+
+	j2, _ := newJournal(t)
+	j2.root = root
+	again, err := j2.writeFile("/etc/x.list", []byte("# ours\n"), 0o644, ours)
+	if err != nil || again != backup {
+		t.Fatalf("backup %q (want %q): %v", again, backup, err)
+	}
+	if got := read(t, root, backup); got != "B\n" {
+		t.Fatalf("the backup holds %q, want the user's latest file", got)
+	}
+	j2.rollback(context.Background())
+	if got, old := read(t, root, "/etc/x.list"), read(t, root, backup); got != "B\n" || old != "A\n" {
+		t.Fatalf("after rollback: file %q backup %q, want B and A", got, old)
+	}
+}

@@ -46,8 +46,35 @@ type State struct {
 	Packages map[string]string `json:"packages"`
 	// SELinux is true when aadsshlogin-selinux is part of the install.
 	SELinux bool `json:"selinux,omitempty"`
+	// Hold is how aadsshlogin is held at its version against the
+	// administrator's own upgrades; nil when it is not held.
+	Hold *Hold `json:"hold,omitempty"`
 
 	CompletedAt time.Time `json:"completedAt"`
+}
+
+// Hold records how an install holds packages at a version (hold.go), so
+// that a later run or the uninstall takes away exactly what it added.
+type Hold struct {
+	Version  string   `json:"version"`  // the version held
+	Source   string   `json:"source"`   // "setting" (aadsshloginVersion) or "platform" (SUSE before 15.6)
+	Packages []string `json:"packages"` // the names held
+	Method   string   `json:"method"`   // pkgmgr.HoldMethod: apt-preferences, repo-exclude (in RepoFile), zypper-lock
+	// File is the apt preferences file we wrote, and its content hash.
+	File       string `json:"file,omitempty"`
+	FileSHA256 string `json:"fileSha256,omitempty"`
+	// LocksAdded are the zypper package locks this handler added. A lock
+	// that was there before is the administrator's and is never removed.
+	LocksAdded []string `json:"locksAdded,omitempty"`
+}
+
+// HoldFile returns the file holding the packages and its content hash,
+// ("", "") when the hold has no file of its own.
+func (s *State) HoldFile() (path, sha string) {
+	if s == nil || s.Hold == nil {
+		return "", ""
+	}
+	return s.Hold.File, s.Hold.FileSHA256
 }
 
 // LoadState reads the state; no file means nothing installed (nil, nil). A

@@ -11,6 +11,9 @@ for pair in mmdebstrap:mmdebstrap apt-ftparchive:apt-utils rpm:rpm rpmbuild:rpm 
 	command -v "$cmd" >/dev/null 2>&1 || need="$need $pkg"
 done
 [ -e /usr/lib/x86_64-linux-gnu/zypp ] || [ -e /usr/bin/zypper ] || need="$need libzypp-bin"
+# mmdebstrap checks the Debian images (the look-alike and the real Debian 11,
+# 12 and 13 roots) against the Debian archive keys; Ubuntu hosts lack them.
+[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need="$need debian-archive-keyring"
 # The arm64 end-to-end tests run arm64 programs through qemu-user.
 [ "$(uname -m)" = aarch64 ] || [ -e /usr/share/binfmts/qemu-aarch64 ] || [ -e /usr/lib/binfmt.d/qemu-aarch64.conf ] ||
 	need="$need qemu-user-static"

@@ -1,8 +1,9 @@
 // Package settings parses and validates the extension's public settings.
 //
-// The shipped extension takes no settings; ours accepts two, both for users
-// who install from a mirror of packages.microsoft.com: the mirror's base URL
-// and the fingerprints of the keys that sign it. Validation is strict
+// The shipped extension takes no settings; ours accepts three: two for users
+// who install from a mirror of packages.microsoft.com (the mirror's base URL
+// and the fingerprints of the keys that sign it), and the aadsshlogin
+// version to hold a fleet at (version.go). Validation is strict
 // (unknown keys, duplicate keys and wrong types are refused) because a typo
 // silently ignored would install from the wrong place.
 package settings
@@ -19,12 +20,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/aadsshlogin/handler/failure"
+	"github.com/aadsshlogin/handler/installer/keys"
 )
 
-// DefaultFingerprint is the primary-key fingerprint of "Microsoft (Release
-// signing) <gpgsecurity@microsoft.com>", the key at
-// https://packages.microsoft.com/keys/microsoft.asc.
-const DefaultFingerprint = "BC528686B50D79E339D3721CEB3E94ADBE1229CF"
+// DefaultFingerprints are the fingerprints pinned without settings: every
+// key packages.microsoft.com publishes (installer/keys), oldest first.
+func DefaultFingerprints() []string { return keys.MicrosoftFingerprints() }
 
 const (
 	keyRepositoryURL = "repositoryUrl"
@@ -39,18 +40,24 @@ type Public struct {
 	// SigningKeyFingerprints replaces the pinned fingerprint list: 40 upper
 	// case hex digits each; nil means the default.
 	SigningKeyFingerprints []string
+	// AADSSHLoginVersion holds aadsshlogin at this version (ValidPackageVersion
+	// syntax) instead of the newest; "" means not set.
+	AADSSHLoginVersion string
 }
 
+// CustomPins reports whether the settings replace the default pin list.
+func (p Public) CustomPins() bool { return len(p.SigningKeyFingerprints) > 0 }
+
 // Fingerprints returns the fingerprints to pin: the configured ones or
-// Microsoft's key. The result is a fresh slice.
+// Microsoft's published keys. The result is a fresh slice.
 func (p Public) Fingerprints() []string {
 	if len(p.SigningKeyFingerprints) == 0 {
-		return []string{DefaultFingerprint}
+		return DefaultFingerprints()
 	}
 	return append([]string(nil), p.SigningKeyFingerprints...)
 }
 
-func acceptedKeys() []string { return []string{keyRepositoryURL, keyFingerprints} }
+func acceptedKeys() []string { return []string{keyRepositoryURL, keyFingerprints, keyVersion} }
 
 func bad(format string, args ...any) error {
 	return failure.New(failure.BadSettings, nil, format, args...)
@@ -95,6 +102,10 @@ func ParsePublic(raw json.RawMessage) (Public, error) {
 			}
 		case keyFingerprints:
 			if p.SigningKeyFingerprints, err = parseFingerprints(value); err != nil {
+				return Public{}, err
+			}
+		case keyVersion:
+			if p.AADSSHLoginVersion, err = parseVersion(value); err != nil {
 				return Public{}, err
 			}
 		default:
@@ -159,9 +170,38 @@ func parseRepositoryURL(value json.RawMessage) (string, error) {
 	case u.Fragment != "" || strings.Contains(s, "#"):
 		return "", mustBe("a fragment is not accepted")
 	}
-	// Keep the user's spelling (percent-encoding included) but normalise
-	// the scheme and drop trailing slashes: we append "/rhel/9/prod/" etc.
-	return "https" + strings.TrimRight(s[len(u.Scheme):], "/"), nil
+	rest := s[len(u.Scheme)+len("://"):]
+	authority, path, _ := strings.Cut(rest, "/")
+	if r, ok := firstRefused(authority, ":"); ok {
+		return "", mustBe(fmt.Sprintf("the host name contains %q: only letters, digits, \"-._~\" and \":\" before a port are accepted", r))
+	}
+	if r, ok := firstRefused(path, "/"); ok {
+		return "", mustBe(fmt.Sprintf("the path contains %q: only letters, digits and \"-._~/\" are accepted", r))
+	}
+	// Keep the user's spelling but normalise the scheme and drop trailing
+	// slashes: we append "/rhel/9/prod/" etc.
+	return "https://" + strings.TrimRight(rest, "/"), nil
+}
+
+// firstRefused returns the first rune of s that a mirror's URL does not
+// need: anything but the unreserved characters of RFC 3986 (ASCII letters,
+// digits, "-._~") and extra. Nothing else is safe in the files the package
+// managers read: dnf, yum and tdnf split baseurl= on commas and white space
+// (so "https://m.example/pmc,file:///var/tmp/r" would give the repository a
+// second, local address) and expand "$" variables, and apt reads "[", "]"
+// and white space as option syntax. Percent-escapes are refused too: a
+// mirror's path needs none, and without them no escaped form of those
+// characters reaches a file either.
+func firstRefused(s, extra string) (rune, bool) {
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("-._~", r), strings.ContainsRune(extra, r):
+		default:
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 func parseFingerprints(value json.RawMessage) ([]string, error) {
@@ -173,7 +213,7 @@ func parseFingerprints(value json.RawMessage) ([]string, error) {
 		return nil, bad("publicSettings.%s must be a list of key fingerprints (40 hexadecimal digits each), got %s.", keyFingerprints, clip(string(value)))
 	}
 	if len(list) == 0 {
-		return nil, bad("publicSettings.%s must not be empty. List at least one key fingerprint, or remove the key to trust Microsoft's key (%s).", keyFingerprints, DefaultFingerprint)
+		return nil, bad("publicSettings.%s must not be empty. List at least one key fingerprint, or remove the key to trust Microsoft's keys (%s).", keyFingerprints, strings.Join(DefaultFingerprints(), ", "))
 	}
 	out := make([]string, 0, len(list))
 	seen := map[string]bool{}

@@ -12,7 +12,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Root is the directory that stands for "/" of the target machine.
@@ -53,14 +55,9 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
-	// A run killed in the middle of an earlier write left its temporary
-	// file behind: it was never visible under the real name, so it can go.
-	if stale, _ := filepath.Glob(filepath.Join(dir, "."+filepath.Base(path)+".tmp-*")); len(stale) > 0 {
-		for _, s := range stale {
-			_ = os.Remove(s)
-		}
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	prefix := "." + filepath.Base(path) + ".tmp-"
+	removeStaleTemps(dir, prefix)
+	f, err := os.CreateTemp(dir, prefix+strconv.Itoa(os.Getpid())+"-*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
@@ -93,6 +90,44 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
 		_ = d.Close()
 	}
 	return nil
+}
+
+// removeStaleTemps removes the temporary files "<prefix><pid>-<random>"
+// that a writer killed in the middle of a write left in dir: they were never
+// visible under the real name. Only those of processes that no longer exist
+// go; another live writer's file (this process's own included) stays, or
+// its rename would fail. Names without a process id come from builds before
+// the id was recorded, whose processes never outlive the command that
+// started them, so they go too. A process id reused since then (after a
+// reboot) only keeps a leftover a little longer.
+func removeStaleTemps(dir, prefix string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok {
+			continue
+		}
+		if pid, _, tagged := strings.Cut(rest, "-"); tagged {
+			n, err := strconv.Atoi(pid)
+			if err != nil || n <= 0 || processExists(n) {
+				continue
+			}
+		}
+		_ = os.Remove(filepath.Join(dir, e.Name()))
+	}
+}
+
+// processExists reports whether a process with this id exists (signal 0
+// checks without sending anything; EPERM means it exists but is not ours).
+func processExists(pid int) bool {
+	if pid == os.Getpid() {
+		return true
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // RemoveIfExists removes a target file; a missing file is not an error.

@@ -1,8 +1,12 @@
 package sysroot
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"testing"
 )
 
@@ -45,15 +49,69 @@ func TestWriteFileAtomic(t *testing.T) {
 	}
 }
 
+// TestWriteFileAtomicRemovesStaleTemporaries: the temporary files of
+// writers that no longer exist (and of builds that did not record the
+// writer) go; those of live writers stay, or their rename would fail.
 func TestWriteFileAtomicRemovesStaleTemporaries(t *testing.T) {
 	r := Root(t.TempDir())
-	stale := r.Path("/etc/.x.list.tmp-123")
-	os.MkdirAll(filepath.Dir(stale), 0o755)
-	os.WriteFile(stale, []byte("half"), 0o600)
+	if err := os.MkdirAll(r.Path("/etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A process that has exited: its id is free (for now).
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	// A process that lives for the whole test.
+	alive := exec.Command("sleep", "60")
+	if err := alive.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = alive.Process.Kill(); _ = alive.Wait() }()
+
+	tmp := func(tag string) string { return r.Path("/etc/.x.list.tmp-" + tag) }
+	stale := []string{tmp("123"), tmp(strconv.Itoa(gone.ProcessState.Pid()) + "-42")}
+	live := []string{tmp(strconv.Itoa(alive.Process.Pid) + "-42"), tmp(strconv.Itoa(os.Getpid()) + "-42"), r.Path("/etc/.y.list.tmp-123")}
+	for _, p := range append(append([]string(nil), stale...), live...) {
+		if err := os.WriteFile(p, []byte("half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := r.WriteFileAtomic("/etc/x.list", []byte("ok\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(stale); err == nil {
-		t.Error("stale temporary file left")
+	for _, p := range stale {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("stale temporary file %s left", filepath.Base(p))
+		}
+	}
+	for _, p := range live {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s of a live writer (or another file) removed", filepath.Base(p))
+		}
+	}
+}
+
+// TestConcurrentWritersOfOneFile: two writers of the same file (the
+// handler's final status and a concurrent writer's) never remove each
+// other's temporary file, so neither write fails.
+func TestConcurrentWritersOfOneFile(t *testing.T) {
+	r := Root(t.TempDir())
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for w := range 2 {
+		wg.Go(func() {
+			for i := range 300 {
+				if err := r.WriteFileAtomic("/status/0.status", []byte(fmt.Sprintf("writer %d, %d\n", w, i)), 0o644); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -64,10 +63,9 @@ func BenchmarkReadStatus(b *testing.B) {
 }
 
 func BenchmarkParseSettings(b *testing.B) {
-	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ParseSettings(ctx, benchSettings, nil); err != nil {
+		if _, err := ParseSettings(benchSettings, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -25,7 +25,7 @@ func FuzzParseSettings(f *testing.F) {
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, dec := range []Decrypter{nil, fuzzDecrypter{}} {
-			hs, err := ParseSettings(context.Background(), data, dec)
+			hs, err := ParseSettings(data, dec)
 			if err != nil {
 				if failure.CodeOf(err) != failure.BadSettings {
 					t.Fatalf("error with code %v: %v", failure.CodeOf(err), err)
@@ -38,8 +38,18 @@ func FuzzParseSettings(f *testing.F) {
 			if hs.Public != nil && !isJSONObject(hs.Public) {
 				t.Fatalf("Public is not an object: %q", hs.Public)
 			}
-			if hs.Protected != nil && !isJSONObject(hs.Protected) {
-				t.Fatalf("Protected is not an object: %q", hs.Protected)
+			protected, err := hs.Protected(context.Background())
+			if err != nil {
+				if failure.CodeOf(err) != failure.BadSettings {
+					t.Fatalf("protected settings error with code %v: %v", failure.CodeOf(err), err)
+				}
+				continue
+			}
+			if protected != nil && !isJSONObject(protected) {
+				t.Fatalf("Protected is not an object: %q", protected)
+			}
+			if (protected != nil) != hs.HasProtected() {
+				t.Fatalf("Protected %q but HasProtected %v", protected, hs.HasProtected())
 			}
 		}
 	})

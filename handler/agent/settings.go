@@ -17,15 +17,68 @@ import (
 	"github.com/aadsshlogin/handler/failure"
 )
 
-// HandlerSettings are the settings of one sequence number.
+// HandlerSettings are the settings of one sequence number. Protected
+// settings stay encrypted until Protected is called: decrypting them needs
+// the certificate the agent stored, and a run that does not need them must
+// not fail because it is missing.
 type HandlerSettings struct {
 	// Found is false when <seq>.settings does not exist, as for the old
 	// version's disable during an update.
 	Found bool
 	// Public is the publicSettings object, nil when absent or null.
 	Public json.RawMessage
-	// Protected is the decrypted protectedSettings object, nil when none.
-	Protected json.RawMessage
+
+	protected  string // protectedSettings as given (base64), "" when none
+	thumbprint string // protectedSettingsCertThumbprint as given
+	dec        Decrypter
+	what       string // names the input in messages
+}
+
+// HasProtected reports whether the settings carry protected settings.
+func (h *HandlerSettings) HasProtected() bool { return h != nil && h.protected != "" }
+
+// Protected decrypts the protected settings and returns the JSON object they
+// hold, or nil when there are none. Each call decrypts again, so the
+// plaintext lives no longer than the caller keeps it. Errors are
+// *failure.Error with code BadSettings; none of them quotes the plaintext.
+func (h *HandlerSettings) Protected(ctx context.Context) (json.RawMessage, error) {
+	if !h.HasProtected() {
+		return nil, nil
+	}
+	bad := func(cause error, format string, args ...any) error {
+		return failure.New(failure.BadSettings, cause, "%s is not valid: %s. %s", h.what, fmt.Sprintf(format, args...), settingsHint)
+	}
+	if h.thumbprint == "" {
+		return nil, bad(nil, "protectedSettings are present but protectedSettingsCertThumbprint is missing")
+	}
+	thumb, err := normalizeThumbprint(h.thumbprint)
+	if err != nil {
+		return nil, bad(err, "protectedSettingsCertThumbprint is not a hexadecimal certificate thumbprint")
+	}
+	// Base64 may be wrapped over lines by some tools; the agent writes one
+	// line, but stripping white space costs nothing.
+	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(h.protected), ""))
+	if err != nil {
+		return nil, bad(err, "protectedSettings is not valid base64")
+	}
+	if h.dec == nil {
+		return nil, bad(nil, "protectedSettings are present but the handler has no way to decrypt them")
+	}
+	plain, err := h.dec.Decrypt(ctx, der, thumb)
+	if err != nil {
+		var fe *failure.Error
+		if errors.As(err, &fe) {
+			return nil, err // already says what to do
+		}
+		return nil, failure.New(failure.BadSettings, err, "%s has protected settings that could not be decrypted with the certificate %s. Check that the VM agent is healthy and deploy the extension again.", h.what, thumb)
+	}
+	plain = bytes.TrimSpace(stripBOM(plain))
+	// The cause is deliberately dropped: a decoder error quotes the input,
+	// and the input is a secret.
+	if !isJSONObject(plain) {
+		return nil, bad(nil, "the decrypted protectedSettings are not a JSON object")
+	}
+	return json.RawMessage(plain), nil
 }
 
 // Decrypter decrypts protected settings: der is the DER-encoded CMS
@@ -42,7 +95,8 @@ const settingsHint = "Correct the extension's settings and deploy the extension 
 // LoadSettings reads <configFolder>/<seq>.settings. A missing file gives
 // Found=false and no error; an empty (0-byte) file, which the agent writes
 // when the goal state has no settings, gives Found=true and no settings.
-func LoadSettings(ctx context.Context, configFolder string, seq int, dec Decrypter) (*HandlerSettings, error) {
+// dec decrypts the protected settings if Protected is ever called.
+func LoadSettings(configFolder string, seq int, dec Decrypter) (*HandlerSettings, error) {
 	if seq < 0 {
 		return nil, failure.New(failure.BadSettings, nil, "The settings sequence number %d is negative. Restart the VM agent (waagent) and retry the operation.", seq)
 	}
@@ -56,18 +110,19 @@ func LoadSettings(ctx context.Context, configFolder string, seq int, dec Decrypt
 	case err != nil:
 		return nil, failure.New(failure.BadSettings, err, "The settings file %s could not be read. Check the file's permissions, or remove the extension and add it again.", path)
 	}
-	return parseSettings(ctx, data, dec, "The settings file "+path)
+	return parseSettings(data, dec, "The settings file "+path)
 }
 
-// ParseSettings parses the content of a settings file and decrypts its
-// protected settings with dec (which may be nil when there are none).
-func ParseSettings(ctx context.Context, data []byte, dec Decrypter) (*HandlerSettings, error) {
-	return parseSettings(ctx, data, dec, "The extension settings")
+// ParseSettings parses the content of a settings file. Protected settings
+// are kept encrypted; dec (which may be nil) decrypts them if Protected is
+// called.
+func ParseSettings(data []byte, dec Decrypter) (*HandlerSettings, error) {
+	return parseSettings(data, dec, "The extension settings")
 }
 
 // parseSettings does the work of ParseSettings; what names the input at the
 // start of messages ("The settings file /…/0.settings").
-func parseSettings(ctx context.Context, data []byte, dec Decrypter, what string) (*HandlerSettings, error) {
+func parseSettings(data []byte, dec Decrypter, what string) (*HandlerSettings, error) {
 	bad := func(cause error, format string, args ...any) error {
 		return failure.New(failure.BadSettings, cause, "%s is not valid: %s. %s", what, fmt.Sprintf(format, args...), settingsHint)
 	}
@@ -107,7 +162,7 @@ func parseSettings(ctx context.Context, data []byte, dec Decrypter, what string)
 		return nil, bad(err, "handlerSettings is not a JSON object")
 	}
 
-	out := &HandlerSettings{Found: true}
+	out := &HandlerSettings{Found: true, dec: dec, what: what}
 	if raw, ok := hs["publicSettings"]; ok && !isNull(raw) {
 		if !isJSONObject(raw) {
 			return nil, bad(nil, "publicSettings is not a JSON object")
@@ -123,42 +178,10 @@ func parseSettings(ctx context.Context, data []byte, dec Decrypter, what string)
 	if err != nil {
 		return nil, bad(err, "protectedSettingsCertThumbprint is not a string")
 	}
-	protected = strings.TrimSpace(protected)
-	if protected == "" {
-		// No protected settings: a thumbprint alone means nothing.
-		return out, nil
-	}
-	if thumb == "" {
-		return nil, bad(nil, "protectedSettings are present but protectedSettingsCertThumbprint is missing")
-	}
-	thumb, err = normalizeThumbprint(thumb)
-	if err != nil {
-		return nil, bad(err, "protectedSettingsCertThumbprint is not a hexadecimal certificate thumbprint")
-	}
-	// Base64 may be wrapped over lines by some tools; the agent writes one
-	// line, but stripping white space costs nothing.
-	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(protected), ""))
-	if err != nil {
-		return nil, bad(err, "protectedSettings is not valid base64")
-	}
-	if dec == nil {
-		return nil, bad(nil, "protectedSettings are present but the handler has no way to decrypt them")
-	}
-	plain, err := dec.Decrypt(ctx, der, thumb)
-	if err != nil {
-		var fe *failure.Error
-		if errors.As(err, &fe) {
-			return nil, err // already says what to do
-		}
-		return nil, failure.New(failure.BadSettings, err, "%s has protected settings that could not be decrypted with the certificate %s. Check that the VM agent is healthy and deploy the extension again.", what, thumb)
-	}
-	plain = bytes.TrimSpace(stripBOM(plain))
-	// The cause is deliberately dropped: a decoder error quotes the input,
-	// and the input is a secret.
-	if !isJSONObject(plain) {
-		return nil, bad(nil, "the decrypted protectedSettings are not a JSON object")
-	}
-	out.Protected = json.RawMessage(plain)
+	// Without protected settings a thumbprint alone means nothing. With
+	// them, both are checked only when Protected is called.
+	out.protected = strings.TrimSpace(protected)
+	out.thumbprint = thumb
 	return out, nil
 }
 
@@ -245,18 +268,19 @@ func (o OpenSSL) Decrypt(ctx context.Context, der []byte, thumbprint string) ([]
 	var causes []error
 	for _, sub := range []string{"cms", "smime"} {
 		res, err := o.Runner.Run(ctx, cmdrun.Cmd{
-			Name:    bin,
-			Args:    []string{sub, "-decrypt", "-inform", "DER", "-recip", crt, "-inkey", prv},
-			Stdin:   bytes.NewReader(der),
-			Timeout: decryptTimeout,
+			Name:      bin,
+			Args:      []string{sub, "-decrypt", "-inform", "DER", "-recip", crt, "-inkey", prv},
+			Stdin:     bytes.NewReader(der),
+			Timeout:   decryptTimeout,
+			Sensitive: true,
 		})
 		if err == nil && res.ExitCode == 0 {
 			return res.Stdout, nil
 		}
-		// Only stderr goes into the cause: stdout may hold part of the
-		// plaintext.
+		// Neither stream goes into the cause, which is logged: a failed
+		// decryption can still have written part of the plaintext.
 		if err == nil {
-			err = fmt.Errorf("exit code %d: %s", res.ExitCode, cmdrun.Tail(strings.TrimSpace(string(res.Stderr)), 500))
+			err = fmt.Errorf("exit code %d", res.ExitCode)
 		}
 		causes = append(causes, fmt.Errorf("openssl %s: %w", sub, err))
 		if errors.Is(err, cmdrun.ErrNotFound) {

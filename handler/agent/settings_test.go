@@ -18,6 +18,7 @@ import (
 
 	"github.com/aadsshlogin/handler/cmdrun"
 	"github.com/aadsshlogin/handler/failure"
+	"github.com/aadsshlogin/handler/test/require"
 )
 
 // fakeDecrypter returns a fixed plaintext and records what it was given.
@@ -26,10 +27,12 @@ type fakeDecrypter struct {
 	err        error
 	der        []byte
 	thumbprint string
+	calls      int
 }
 
 func (f *fakeDecrypter) Decrypt(_ context.Context, der []byte, tp string) ([]byte, error) {
 	f.der, f.thumbprint = der, tp
+	f.calls++
 	return f.plain, f.err
 }
 
@@ -69,7 +72,7 @@ func TestParseSettingsGood(t *testing.T) {
 			if tt.dec != nil {
 				dec = tt.dec
 			}
-			hs, err := ParseSettings(context.Background(), []byte(tt.data), dec)
+			hs, err := ParseSettings([]byte(tt.data), dec)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,10 +82,23 @@ func TestParseSettingsGood(t *testing.T) {
 			if string(hs.Public) != tt.public || (tt.public == "") != (hs.Public == nil) {
 				t.Errorf("Public = %q, want %q", hs.Public, tt.public)
 			}
-			if string(hs.Protected) != tt.protected || (tt.protected == "") != (hs.Protected == nil) {
-				t.Errorf("Protected = %q, want %q", hs.Protected, tt.protected)
+			if tt.dec != nil && tt.dec.calls != 0 {
+				t.Errorf("parsing decrypted the protected settings")
+			}
+			if hs.HasProtected() != tt.wantCalled {
+				t.Errorf("HasProtected = %v", hs.HasProtected())
+			}
+			protected, err := hs.Protected(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(protected) != tt.protected || (tt.protected == "") != (protected == nil) {
+				t.Errorf("Protected = %q, want %q", protected, tt.protected)
 			}
 			if tt.dec != nil {
+				if tt.dec.calls != 1 || !tt.wantCalled {
+					t.Errorf("decrypter called %d times", tt.dec.calls)
+				}
 				if string(tt.dec.der) != "cipher" || tt.dec.thumbprint != tt.wantThumb {
 					t.Errorf("decrypter got %q, %q", tt.dec.der, tt.dec.thumbprint)
 				}
@@ -118,6 +134,34 @@ func TestParseSettingsBad(t *testing.T) {
 		{"protected number", settingsJSON(`{}`, "5", "null"), nil, "protectedSettings is not a string"},
 		{"protected object", settingsJSON(`{}`, "{}", "null"), nil, "protectedSettings is not a string"},
 		{"thumbprint number", settingsJSON(`{}`, `"`+b64+`"`, "5"), okDec, "protectedSettingsCertThumbprint is not a string"},
+		{"huge", `{"runtimeSettings":[{"handlerSettings":{"publicSettings":{"a":"` + strings.Repeat("x", 1<<20) + `"}}}]}`, nil, "larger than 1 MiB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs, err := ParseSettings([]byte(tt.data), tt.dec)
+			if err == nil {
+				t.Fatalf("no error: %+v", hs)
+			}
+			wantFailure(t, err, failure.BadSettings, tt.want)
+		})
+	}
+	if okDec.calls != 0 {
+		t.Errorf("parsing decrypted %d times", okDec.calls)
+	}
+}
+
+// TestProtectedBad: what is wrong with protected settings is found when
+// they are asked for, not when the file is parsed, and never quotes the
+// plaintext.
+func TestProtectedBad(t *testing.T) {
+	b64 := base64.StdEncoding.EncodeToString([]byte("cipher"))
+	okDec := &fakeDecrypter{plain: []byte(`{}`)}
+	tests := []struct {
+		name string
+		data string
+		dec  Decrypter
+		want string
+	}{
 		{"protected without thumbprint", settingsJSON(`{}`, `"`+b64+`"`, "null"), okDec, "protectedSettingsCertThumbprint is missing"},
 		{"protected empty thumbprint", settingsJSON(`{}`, `"`+b64+`"`, `""`), okDec, "protectedSettingsCertThumbprint is missing"},
 		{"thumbprint traversal", settingsJSON(`{}`, `"`+b64+`"`, `"../../etc/passwd"`), okDec, "not a hexadecimal"},
@@ -129,13 +173,19 @@ func TestParseSettingsBad(t *testing.T) {
 		{"plaintext garbage", settingsJSON(`{}`, `"`+b64+`"`, `"`+testThumb+`"`), &fakeDecrypter{plain: []byte(`{"secret-value`)}, "not a JSON object"},
 		{"plaintext empty", settingsJSON(`{}`, `"`+b64+`"`, `"`+testThumb+`"`), &fakeDecrypter{plain: nil}, "not a JSON object"},
 		{"decrypter error", settingsJSON(`{}`, `"`+b64+`"`, `"`+testThumb+`"`), &fakeDecrypter{err: errors.New("boom")}, testThumb},
-		{"huge", `{"runtimeSettings":[{"handlerSettings":{"publicSettings":{"a":"` + strings.Repeat("x", 1<<20) + `"}}}]}`, nil, "larger than 1 MiB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hs, err := ParseSettings(context.Background(), []byte(tt.data), tt.dec)
+			hs, err := ParseSettings([]byte(tt.data), tt.dec)
+			if err != nil {
+				t.Fatalf("parsing failed: %v", err)
+			}
+			if !hs.HasProtected() {
+				t.Fatal("HasProtected = false")
+			}
+			protected, err := hs.Protected(context.Background())
 			if err == nil {
-				t.Fatalf("no error: %+v", hs)
+				t.Fatalf("no error: %q", protected)
 			}
 			fe := wantFailure(t, err, failure.BadSettings, tt.want)
 			if strings.Contains(err.Error(), "secret-value") || strings.Contains(fe.Msg, "secret-value") {
@@ -154,28 +204,50 @@ func TestLoadSettings(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "4.settings"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
 
-	hs, err := LoadSettings(ctx, dir, 0, nil)
-	if err != nil || !hs.Found || hs.Public != nil || hs.Protected != nil {
+	hs, err := LoadSettings(dir, 0, nil)
+	if err != nil || !hs.Found || hs.Public != nil || hs.HasProtected() {
 		t.Errorf("0-byte: %+v, %v", hs, err)
 	}
-	hs, err = LoadSettings(ctx, dir, 1, nil)
+	hs, err = LoadSettings(dir, 1, nil)
 	if err != nil || !hs.Found || string(hs.Public) != `{"k":"v"}` {
 		t.Errorf("1: %+v, %v", hs, err)
 	}
-	hs, err = LoadSettings(ctx, dir, 9, nil)
+	hs, err = LoadSettings(dir, 9, nil)
 	if err != nil || hs.Found {
 		t.Errorf("missing: %+v, %v", hs, err)
 	}
-	_, err = LoadSettings(ctx, dir, 2, nil)
+	_, err = LoadSettings(dir, 2, nil)
 	wantFailure(t, err, failure.BadSettings, filepath.Join(dir, "2.settings"), "publicSettings")
-	_, err = LoadSettings(ctx, dir, 3, nil)
+	_, err = LoadSettings(dir, 3, nil)
 	wantFailure(t, err, failure.BadSettings, filepath.Join(dir, "3.settings"), "1 MiB")
-	_, err = LoadSettings(ctx, dir, 4, nil)
+	_, err = LoadSettings(dir, 4, nil)
 	wantFailure(t, err, failure.BadSettings, filepath.Join(dir, "4.settings"))
-	_, err = LoadSettings(ctx, dir, -1, nil)
+	_, err = LoadSettings(dir, -1, nil)
 	wantFailure(t, err, failure.BadSettings)
+}
+
+// TestProtectedSettingsDecryptedOnlyWhenAsked: loading settings with
+// protected settings runs no openssl and needs no certificate; a missing
+// certificate is reported only by Protected, naming the file.
+func TestProtectedSettingsDecryptedOnlyWhenAsked(t *testing.T) {
+	dir := t.TempDir()
+	lib := t.TempDir() // no certificate in it
+	b64 := base64.StdEncoding.EncodeToString([]byte("cipher"))
+	writeFile(t, filepath.Join(dir, "5.settings"), []byte(settingsJSON(`{"k":"v"}`, `"`+b64+`"`, `"`+testThumb+`"`)))
+	fake := &cmdrun.Fake{}
+	hs, err := LoadSettings(dir, 5, OpenSSL{Runner: fake, CertDir: lib})
+	if err != nil {
+		t.Fatalf("loading needed the certificate: %v", err)
+	}
+	if string(hs.Public) != `{"k":"v"}` || !hs.HasProtected() || len(fake.Calls) != 0 {
+		t.Fatalf("public %s, protected %v, commands %v", hs.Public, hs.HasProtected(), fake.Lines())
+	}
+	_, err = hs.Protected(context.Background())
+	wantFailure(t, err, failure.BadSettings, testThumb+".crt is missing", lib)
+	if len(fake.Calls) != 0 {
+		t.Errorf("openssl ran without a certificate: %v", fake.Lines())
+	}
 }
 
 // testCert creates a throwaway certificate and key with the openssl CLI,
@@ -183,9 +255,7 @@ func TestLoadSettings(t *testing.T) {
 // the thumbprint.
 func testCert(t *testing.T, libDir string) string {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	require.Tools(t, "openssl")
 	tmp := t.TempDir()
 	crt, key := filepath.Join(tmp, "c.crt"), filepath.Join(tmp, "k.pem")
 	run(t, nil, "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
@@ -236,26 +306,34 @@ func TestLoadSettingsDecryptsWithOpenSSL(t *testing.T) {
 		writeFile(t, filepath.Join(config, fmt.Sprint(i)+".settings"), []byte(settingsJSON(`{"pub":true}`,
 			`"`+base64.StdEncoding.EncodeToString(der)+`"`, `"`+tp+`"`)))
 
-		hs, err := LoadSettings(context.Background(), config, i, OpenSSL{Runner: cmdrun.Exec{}, CertDir: lib})
+		hs, err := LoadSettings(config, i, OpenSSL{Runner: cmdrun.Exec{}, CertDir: lib})
+		if err != nil {
+			t.Fatalf("%s: %v", cipher, err)
+		}
+		protected, err := hs.Protected(context.Background())
 		if err != nil {
 			t.Fatalf("%s: %v", cipher, err)
 		}
 		var got, want map[string]any
-		if err := json.Unmarshal(hs.Protected, &got); err != nil {
+		if err := json.Unmarshal(protected, &got); err != nil {
 			t.Fatal(err)
 		}
 		_ = json.Unmarshal([]byte(secret), &want)
 		if fmt.Sprint(got) != fmt.Sprint(want) || string(hs.Public) != `{"pub":true}` {
-			t.Fatalf("%s: got public %s protected %s", cipher, hs.Public, hs.Protected)
+			t.Fatalf("%s: got public %s protected %s", cipher, hs.Public, protected)
 		}
 	}
 
-	// Without the private key: BadSettings naming the thumbprint and
-	// folder, and never the secret.
+	// Without the private key: loading works, decrypting fails with
+	// BadSettings naming the thumbprint and folder, and never the secret.
 	if err := os.Remove(filepath.Join(lib, tp+".prv")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := LoadSettings(context.Background(), config, 0, OpenSSL{Runner: cmdrun.Exec{}, CertDir: lib})
+	hs, err := LoadSettings(config, 0, OpenSSL{Runner: cmdrun.Exec{}, CertDir: lib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = hs.Protected(context.Background())
 	wantFailure(t, err, failure.BadSettings, tp, lib, ".prv")
 	if strings.Contains(err.Error(), "s3cr3t") {
 		t.Fatalf("plaintext in error: %v", err)
@@ -325,7 +403,7 @@ func TestOpenSSLFailures(t *testing.T) {
 		calls int
 	}{
 		{"both fail", &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
-			"openssl": {Result: cmdrun.Result{ExitCode: 4, Stdout: []byte(`{"partial-secret`), Stderr: []byte("bad decrypt")}},
+			"openssl": {Result: cmdrun.Result{ExitCode: 4, Stdout: []byte(`{"partial-secret`), Stderr: []byte("bad decrypt near {\"partial-secret")}},
 		}}, testThumb, "could not be decrypted", 2},
 		{"not installed", &cmdrun.Fake{Strict: true}, testThumb, "not installed", 1},
 		{"missing crt", &cmdrun.Fake{}, "AAAA", "AAAA.crt is missing", 0},
@@ -336,10 +414,15 @@ func TestOpenSSLFailures(t *testing.T) {
 			_, err := OpenSSL{Runner: tt.fake, CertDir: lib}.Decrypt(context.Background(), []byte("x"), tt.tp)
 			wantFailure(t, err, failure.BadSettings, tt.want)
 			if strings.Contains(err.Error(), "partial-secret") {
-				t.Errorf("stdout leaked into error: %v", err)
+				t.Errorf("output leaked into error: %v", err)
 			}
 			if len(tt.fake.Calls) != tt.calls {
 				t.Errorf("%d calls, want %d", len(tt.fake.Calls), tt.calls)
+			}
+			for _, c := range tt.fake.Calls {
+				if !c.Sensitive {
+					t.Errorf("%s not marked Sensitive: its output would be logged", c)
+				}
 			}
 		})
 	}

@@ -31,7 +31,7 @@ const MaxKeySize = 1 << 20
 // Key is the trusted subset of a downloaded keyring.
 type Key struct {
 	Fingerprints []string // upper-case hex primary-key fingerprints, in input order
-	Armored      []byte   // ASCII-armored public keys (pinned ones only)
+	Armored      []byte   // ASCII-armored public keys (pinned ones only), one block per key
 	Binary       []byte   // the same keys as a binary keyring (apt signed-by=)
 }
 
@@ -39,8 +39,15 @@ type Key struct {
 // (proxy, TLS, retries). Every failure is a RepositoryUnreachable
 // *failure.Error naming the URL and a short reason.
 func Fetch(ctx context.Context, client *retryablehttp.Client, url string) ([]byte, error) {
+	body, _, err := fetch(ctx, client, url)
+	return body, err
+}
+
+// fetch is Fetch that also reports the HTTP status of a failed download
+// (0 when there was no answer).
+func fetch(ctx context.Context, client *retryablehttp.Client, url string) ([]byte, int, error) {
 	if client == nil {
-		return nil, errors.New("keys.Fetch: nil HTTP client")
+		return nil, 0, errors.New("keys.Fetch: nil HTTP client")
 	}
 	unreachable := func(reason string, cause error) error {
 		return failure.New(failure.RepositoryUnreachable, cause,
@@ -48,27 +55,77 @@ func Fetch(ctx context.Context, client *retryablehttp.Client, url string) ([]byt
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, unreachable("invalid URL", err)
+		return nil, 0, unreachable("invalid URL", err)
 	}
 	resp, err := httpclient.Passthrough(client).Do(req)
 	if err != nil {
-		return nil, unreachable(httpclient.Reason(err), err)
+		return nil, 0, unreachable(httpclient.Reason(err), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, unreachable(fmt.Sprintf("HTTP %d", resp.StatusCode), fmt.Errorf("GET %s: %s", url, resp.Status))
+		return nil, resp.StatusCode, unreachable(fmt.Sprintf("HTTP %d", resp.StatusCode), fmt.Errorf("GET %s: %s", url, resp.Status))
 	}
 	if resp.ContentLength > MaxKeySize {
-		return nil, unreachable(fmt.Sprintf("the response is too big (%d bytes, at most %d expected)", resp.ContentLength, MaxKeySize), nil)
+		return nil, resp.StatusCode, unreachable(fmt.Sprintf("the response is too big (%d bytes, at most %d expected)", resp.ContentLength, MaxKeySize), nil)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxKeySize+1))
 	if err != nil {
-		return nil, unreachable("the connection failed during the download ("+httpclient.Reason(err)+")", err)
+		return nil, resp.StatusCode, unreachable("the connection failed during the download ("+httpclient.Reason(err)+")", err)
 	}
 	if len(body) > MaxKeySize {
-		return nil, unreachable(fmt.Sprintf("the response is too big (more than %d bytes)", MaxKeySize), nil)
+		return nil, resp.StatusCode, unreachable(fmt.Sprintf("the response is too big (more than %d bytes)", MaxKeySize), nil)
 	}
-	return body, nil
+	return body, resp.StatusCode, nil
+}
+
+// Source says which key files to download for one repository.
+type Source struct {
+	// Base is the repository host (<Base>/keys/<file>), no trailing slash.
+	Base string
+	// Files are the key file names under <Base>/keys/, most likely first.
+	Files []string
+	// AllRequired: every file must be served. Otherwise a file the base
+	// does not have (HTTP 404 or 403) is skipped, as long as one is served:
+	// a mirror need not carry every key PMC publishes.
+	AllRequired bool
+}
+
+// URL is where file is downloaded from.
+func (s Source) URL(file string) string { return s.Base + "/keys/" + file }
+
+// FetchTrusted downloads the source's key files and keeps the keys whose
+// fingerprints are pinned (Trust). Nothing is written: the caller decides
+// what to do with the result.
+func FetchTrusted(ctx context.Context, client *retryablehttp.Client, src Source, pins []string) (*Key, error) {
+	if len(src.Files) == 0 {
+		return nil, errors.New("keys.FetchTrusted: no key file")
+	}
+	var (
+		ents    openpgp.EntityList
+		served  []string
+		missing error
+	)
+	for _, f := range src.Files {
+		u := src.URL(f)
+		body, status, err := fetch(ctx, client, u)
+		if err != nil {
+			if !src.AllRequired && (status == http.StatusNotFound || status == http.StatusForbidden) {
+				missing = err
+				continue
+			}
+			return nil, err
+		}
+		el, err := readKeyRings(body)
+		if err != nil {
+			return nil, notAKey(u, err)
+		}
+		ents = append(ents, el...)
+		served = append(served, u)
+	}
+	if len(served) == 0 {
+		return nil, missing
+	}
+	return trustEntities(ents, strings.Join(served, " and "), pins)
 }
 
 // Trust parses armored or binary OpenPGP keys and keeps those whose primary
@@ -76,15 +133,20 @@ func Fetch(ctx context.Context, client *retryablehttp.Client, url string) ([]byt
 // refused. Only public keys are written out: secret key material in the
 // input is never carried over.
 func Trust(data []byte, source string, pins []string) (*Key, error) {
-	notKey := func(cause error) error {
-		return failure.New(failure.UntrustedKey, cause,
-			"The signing key from %s is not an OpenPGP public key. Check that the URL serves the repository's public key.", source)
-	}
 	ents, err := readKeyRings(data)
 	if err != nil {
-		return nil, notKey(err)
+		return nil, notAKey(source, err)
 	}
+	return trustEntities(ents, source, pins)
+}
 
+func notAKey(source string, cause error) error {
+	return failure.New(failure.UntrustedKey, cause,
+		"The signing key from %s is not an OpenPGP public key. Check that the URL serves the repository's public key.", source)
+}
+
+// trustEntities keeps the pinned keys of ents (see Trust).
+func trustEntities(ents openpgp.EntityList, source string, pins []string) (*Key, error) {
 	pinned := map[string]bool{}
 	normPins := make([]string, 0, len(pins))
 	for _, p := range pins {
@@ -98,6 +160,7 @@ func Trust(data []byte, source string, pins []string) (*Key, error) {
 	var bin bytes.Buffer
 	seen := map[string]bool{}
 	var others []string
+	var kept []*openpgp.Entity
 	for _, e := range ents {
 		fp := strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint))
 		if !pinned[fp] {
@@ -108,6 +171,7 @@ func Trust(data []byte, source string, pins []string) (*Key, error) {
 			continue
 		}
 		seen[fp] = true
+		kept = append(kept, e)
 		// Serialize writes the public parts only, even for a secret key.
 		if err := e.Serialize(&bin); err != nil {
 			return nil, fmt.Errorf("serializing signing key %s: %w", fp, err)
@@ -124,20 +188,43 @@ func Trust(data []byte, source string, pins []string) (*Key, error) {
 			source, noun, strings.Join(others, ", "), verb, strings.Join(normPins, ", "))
 	}
 	key.Binary = bin.Bytes()
+	// One armored block per key: rpm --import reads only the first key of
+	// a block, but every block of a file.
 	var arm bytes.Buffer
-	w, err := armor.Encode(&arm, openpgp.PublicKeyType, nil)
-	if err != nil {
-		return nil, fmt.Errorf("armoring the signing key: %w", err)
+	for _, e := range kept {
+		var one bytes.Buffer
+		if err := e.Serialize(&one); err != nil {
+			return nil, fmt.Errorf("serializing signing key: %w", err)
+		}
+		w, err := armor.Encode(&arm, openpgp.PublicKeyType, nil)
+		if err != nil {
+			return nil, fmt.Errorf("armoring the signing key: %w", err)
+		}
+		if _, err := w.Write(one.Bytes()); err != nil {
+			return nil, fmt.Errorf("armoring the signing key: %w", err)
+		}
+		if err := w.Close(); err != nil {
+			return nil, fmt.Errorf("armoring the signing key: %w", err)
+		}
+		arm.WriteByte('\n')
 	}
-	if _, err := w.Write(key.Binary); err != nil {
-		return nil, fmt.Errorf("armoring the signing key: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("armoring the signing key: %w", err)
-	}
-	arm.WriteByte('\n')
 	key.Armored = arm.Bytes()
 	return key, nil
+}
+
+// FingerprintsOf returns the primary-key fingerprints (upper-case hex) of
+// the keys in data, armored or binary, whether pinned or not: it tells
+// which key a file or an rpm database entry holds.
+func FingerprintsOf(data []byte) ([]string, error) {
+	ents, err := readKeyRings(data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(ents))
+	for _, e := range ents {
+		out = append(out, strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint)))
+	}
+	return out, nil
 }
 
 // readKeyRings parses every armored key block in data (a file may hold

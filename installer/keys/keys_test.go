@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/aadsshlogin/handler/failure"
+	"github.com/aadsshlogin/handler/test/require"
 )
 
 const microsoftFP = "BC528686B50D79E339D3721CEB3E94ADBE1229CF"
@@ -319,10 +321,8 @@ func TestTrustGarbage(t *testing.T) {
 // TestKeyringWorksWithGpgv checks that apt (which runs gpgv with the
 // signed-by= keyring) accepts signatures made by a key of the Binary output.
 func TestKeyringWorksWithGpgv(t *testing.T) {
-	gpgv, err := exec.LookPath("gpgv")
-	if err != nil {
-		t.Skip("gpgv is not installed")
-	}
+	require.Tools(t, "gpgv")
+	gpgv, _ := exec.LookPath("gpgv")
 	k, other := newTestKey(t), newTestKey(t)
 	ring := append(other.public(t), k.secret(t)...)
 	key, err := Trust(ring, "test", []string{k.fp})
@@ -472,4 +472,132 @@ func TestFetch(t *testing.T) {
 	cancel()
 	_, err = Fetch(cctx, testClient(srv.Client()), srv.URL+"/keys/microsoft.asc")
 	wantFailure(t, err, failure.RepositoryUnreachable, "cancelled")
+}
+
+// TestPublishedKeysMatchTheirFiles: the fingerprints compiled in are those
+// of the key files packages.microsoft.com serves (testdata holds copies).
+func TestPublishedKeysMatchTheirFiles(t *testing.T) {
+	if len(Microsoft()) < 2 {
+		t.Fatal("both of PMC's keys must be published")
+	}
+	for _, k := range Microsoft() {
+		data, err := os.ReadFile("testdata/" + k.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fps, err := FingerprintsOf(data)
+		if err != nil || len(fps) != 1 || fps[0] != k.Fingerprint {
+			t.Errorf("%s holds %v (%v), the table says %s", k.File, fps, err, k.Fingerprint)
+		}
+		if _, err := Trust(data, k.File, MicrosoftFingerprints()); err != nil {
+			t.Errorf("%s is not trusted with the default pins: %v", k.File, err)
+		}
+	}
+	if NewestFile() != "microsoft-2025.asc" || !IsPublishedFile("microsoft.asc") || IsPublishedFile("microsoft-2099.asc") {
+		t.Error("NewestFile/IsPublishedFile disagree with the table")
+	}
+	// The copy of microsoft.asc fetched before June 2025 has SHA-1 binding
+	// signatures but the same fingerprint: still the same key.
+	old, err := os.ReadFile("testdata/microsoft-sha1-bindings.asc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fps, err := FingerprintsOf(old); err != nil || len(fps) != 1 || fps[0] != microsoftFP {
+		t.Errorf("old microsoft.asc: %v %v", fps, err)
+	}
+}
+
+func TestFetchTrusted(t *testing.T) {
+	ms, _ := os.ReadFile("testdata/microsoft.asc")
+	ms2025, _ := os.ReadFile("testdata/microsoft-2025.asc")
+	mirrorKey := newTestKey(t)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/keys/microsoft.asc", func(w http.ResponseWriter, r *http.Request) { w.Write(ms) })
+	mux.HandleFunc("/keys/microsoft-2025.asc", func(w http.ResponseWriter, r *http.Request) { w.Write(ms2025) })
+	mux.HandleFunc("/mirror/keys/microsoft.asc", func(w http.ResponseWriter, r *http.Request) {
+		w.Write(armored(t, openpgp.PublicKeyType, mirrorKey.public(t)))
+	})
+	mux.HandleFunc("/forbidden/keys/", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusForbidden) })
+	mux.HandleFunc("/junk/keys/microsoft.asc", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>")) })
+	srv := httptest.NewTLSServer(mux)
+	defer srv.Close()
+	ctx := context.Background()
+	client := testClient(srv.Client())
+	defaults := MicrosoftFingerprints()
+	ms2025FP := "AA86F75E427A19DD33346403EE4D7792F748182B"
+
+	// One required file: only that key.
+	k, err := FetchTrusted(ctx, client, Source{Base: srv.URL, Files: []string{"microsoft-2025.asc"}, AllRequired: true}, defaults)
+	if err != nil || !slices.Equal(k.Fingerprints, []string{ms2025FP}) {
+		t.Fatalf("2025 key: %v %v", k, err)
+	}
+	// Both files: both keys, each in its own armored block (rpm --import
+	// reads one key per block).
+	k, err = FetchTrusted(ctx, client, Source{Base: srv.URL, Files: []string{"microsoft-2025.asc", "microsoft.asc"}}, defaults)
+	if err != nil || !slices.Equal(k.Fingerprints, []string{ms2025FP, microsoftFP}) {
+		t.Fatalf("both keys: %v %v", k, err)
+	}
+	if n := bytes.Count(k.Armored, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----")); n != 2 {
+		t.Errorf("%d armored blocks, want one per key", n)
+	}
+	if fps, err := FingerprintsOf(k.Binary); err != nil || !slices.Equal(fps, k.Fingerprints) {
+		t.Errorf("binary keyring holds %v (%v)", fps, err)
+	}
+	// Only pinned keys are kept, even when the host serves more.
+	k, err = FetchTrusted(ctx, client, Source{Base: srv.URL, Files: []string{"microsoft-2025.asc", "microsoft.asc"}}, []string{microsoftFP})
+	if err != nil || !slices.Equal(k.Fingerprints, []string{microsoftFP}) {
+		t.Fatalf("one pin: %v %v", k, err)
+	}
+	// A mirror that serves only its own microsoft.asc: the missing 2025
+	// file is skipped, the mirror's pinned key is used.
+	k, err = FetchTrusted(ctx, client, Source{Base: srv.URL + "/mirror", Files: []string{"microsoft-2025.asc", "microsoft.asc"}}, []string{mirrorKey.fp})
+	if err != nil || !slices.Equal(k.Fingerprints, []string{mirrorKey.fp}) {
+		t.Fatalf("mirror: %v %v", k, err)
+	}
+	// ... but a required file must be there.
+	_, err = FetchTrusted(ctx, client, Source{Base: srv.URL + "/mirror", Files: []string{"microsoft-2025.asc"}, AllRequired: true}, defaults)
+	wantFailure(t, err, failure.RepositoryUnreachable, "/mirror/keys/microsoft-2025.asc: HTTP 404")
+	// Nothing served at all: the last answer is the error.
+	_, err = FetchTrusted(ctx, client, Source{Base: srv.URL + "/forbidden", Files: []string{"microsoft-2025.asc", "microsoft.asc"}}, defaults)
+	wantFailure(t, err, failure.RepositoryUnreachable, "HTTP 403")
+	// Served keys, none pinned: 25 naming what was served and pinned.
+	_, err = FetchTrusted(ctx, client, Source{Base: srv.URL + "/mirror", Files: []string{"microsoft.asc"}}, defaults)
+	wantFailure(t, err, failure.UntrustedKey, mirrorKey.fp, microsoftFP, ms2025FP)
+	// A file that is not a key names its URL.
+	_, err = FetchTrusted(ctx, client, Source{Base: srv.URL + "/junk", Files: []string{"microsoft.asc"}}, defaults)
+	wantFailure(t, err, failure.UntrustedKey, "/junk/keys/microsoft.asc is not an OpenPGP public key")
+	if _, err := FetchTrusted(ctx, client, Source{Base: srv.URL}, defaults); err == nil {
+		t.Error("no files accepted")
+	}
+}
+
+// TestRPMImportsEveryArmoredKey: rpm reads one key per armored block, so a
+// keyring of two keys must be two blocks; checked with the real rpm when
+// it is installed.
+func TestRPMImportsEveryArmoredKey(t *testing.T) {
+	require.Tools(t, "rpm")
+	ms, _ := os.ReadFile("testdata/microsoft.asc")
+	ms2025, _ := os.ReadFile("testdata/microsoft-2025.asc")
+	k, err := Trust(append(ms, ms2025...), "both", MicrosoftFingerprints())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "k.asc")
+	if err := os.WriteFile(file, k.Armored, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "db")
+	for _, args := range [][]string{{"--initdb"}, {"--import", file}} {
+		if out, err := exec.Command("rpm", append([]string{"--dbpath", db}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("rpm %v: %v: %s", args, err, out)
+		}
+	}
+	out, err := exec.Command("rpm", "--dbpath", db, "-q", "gpg-pubkey", "--qf", "%{DESCRIPTION}\n").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fps, err := FingerprintsOf(out); err != nil || !slices.Equal(fps, MicrosoftFingerprints()) {
+		t.Fatalf("rpm imported %v (%v), want both keys", fps, err)
+	}
 }

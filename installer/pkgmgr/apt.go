@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aadsshlogin/handler/cmdrun"
 	"github.com/aadsshlogin/handler/failure"
 )
 
@@ -118,25 +119,19 @@ func (a *apt) Installed(ctx context.Context, names ...string) (map[string]string
 	return versions, nil
 }
 
-// Refresh implements Manager. The full update lets apt see the
-// distribution's repositories (dependencies come from there). When it
-// reports any problem, those of other repositories are not ours to report:
-// a targeted update then reads only our source file, so every error it
-// prints is about our repository.
+// Refresh implements Manager. Only our source file is read (see scope.go),
+// so every error printed is about our repository and a slow or broken
+// distribution repository costs nothing; the other sources' lists are kept
+// (APT::Get::List-Cleanup=0). Without a source file every source is
+// refreshed.
 func (a *apt) Refresh(ctx context.Context, repoID, sourceFile string) error {
-	full, err := a.exec(ctx, aptEnv(), "apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout="+lockTimeout(ctx))
-	if err != nil {
-		return err
-	}
 	if sourceFile == "" {
+		full, err := a.exec(ctx, aptEnv(), "apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout="+lockTimeout(ctx))
+		if err != nil {
+			return err
+		}
 		return refreshFailure("the configured repositories", "apt-get", full, "apt-get update")
 	}
-	if full.ExitCode == 0 && !hasUnreachable(full.Combined()) && classify(full.Combined()) == classOther {
-		// Every source, ours included, refreshed cleanly: one refresh is
-		// enough (the second one would only cost time).
-		return nil
-	}
-	a.log.WithField("output", tailLines(full.Combined(), 20)).Warn("apt-get update reported problems; checking our repository on its own")
 	res, err := a.exec(ctx, aptEnv(), "apt-get", "update", "-q",
 		"-o", "Dir::Etc::sourcelist="+sourceFile,
 		"-o", "Dir::Etc::sourceparts=-",
@@ -145,14 +140,27 @@ func (a *apt) Refresh(ctx context.Context, repoID, sourceFile string) error {
 	if err != nil {
 		return err
 	}
-	return refreshFailure("in "+sourceFile, "apt-get", res, "apt-get update")
+	if err := refreshFailure("in "+sourceFile, "apt-get", res, "apt-get update"); err != nil {
+		return err
+	}
+	a.ours = scope{repoID: repoID, sourceFile: sourceFile}
+	return nil
+}
+
+// onlyOurs are the options that make apt-get or apt-cache see our source
+// alone (and dpkg's installed packages), once Refresh has named it.
+func (a *apt) onlyOurs() []string {
+	if a.ours.sourceFile == "" {
+		return nil
+	}
+	return []string{"-o", "Dir::Etc::sourcelist=" + a.ours.sourceFile, "-o", "Dir::Etc::sourceparts=-"}
 }
 
 // Available implements Manager: apt-cache policy prints "Candidate: (none)"
 // for a package no repository offers, and nothing (or "N: Unable to locate
 // package") for a name it does not know.
 func (a *apt) Available(ctx context.Context, name string) (bool, error) {
-	res, err := a.exec(ctx, nil, "apt-cache", "policy", name)
+	res, err := a.exec(ctx, nil, "apt-cache", append(a.onlyOurs(), "policy", name)...)
 	if err != nil {
 		return false, err
 	}
@@ -177,22 +185,57 @@ func (a *apt) Install(ctx context.Context, pkgs ...Package) error {
 	if len(pkgs) == 0 {
 		return nil
 	}
-	args := aptInstallArgs(ctx)
 	specs, pinned := eqSpecs(pkgs)
+	var extra []string
 	if pinned {
 		// A pinned version may be older than the installed one; as an -o
 		// option (not --allow-downgrades) it is ignored by apt < 1.1.
-		args = append(args, "-o", "APT::Get::allow-downgrades=true")
+		extra = append(extra, "-o", "APT::Get::allow-downgrades=true")
 	}
-	args = append(args, specs...)
-	res, err := a.exec(ctx, aptEnv(), "apt-get", args...)
+	extra = append(extra, specs...)
+	reproduce := "apt-get install " + strings.Join(specs, " ")
+	ours := a.onlyOurs()
+	res, err := a.exec(ctx, aptEnv(), "apt-get", append(append(aptInstallArgs(ctx), ours...), extra...)...)
 	if err != nil {
 		return err
 	}
-	if res.ExitCode != 0 {
-		return opFailure("install", "apt-get", names(pkgs), res, "apt-get install "+strings.Join(specs, " "))
+	if res.ExitCode == 0 {
+		return nil
 	}
-	return nil
+	if len(ours) == 0 || !depMissing(res.Combined()) {
+		return opFailure("install", "apt-get", names(pkgs), res, reproduce)
+	}
+	// A dependency is not installed and our repository does not have it:
+	// that is what the distribution's repositories are for.
+	deps := missingDeps(res.Combined())
+	a.log.WithField("missing", deps).Info("a dependency is not installed; refreshing every apt source and installing with all of them")
+	update, err := a.exec(ctx, aptEnv(), "apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout="+lockTimeout(ctx))
+	if err != nil {
+		return err
+	}
+	if c := classify(update.Combined()); c == classLocked {
+		return refreshFailure("the configured repositories", "apt-get", update, "apt-get update")
+	}
+	res, err = a.exec(ctx, aptEnv(), "apt-get", append(aptInstallArgs(ctx), extra...)...)
+	if err != nil {
+		return err
+	}
+	mine := append(a.sourceURLs(a.ours.sourceFile), a.ours.sourceFile)
+	where, why := foreignProblem(update.Combined(), mine)
+	if res.ExitCode == 0 {
+		if where != "" {
+			a.log.WithFields(map[string]any{"repository": where, "answer": why}).Warn("a distribution repository failed to refresh; the install succeeded without it")
+		}
+		return nil
+	}
+	if where == "" {
+		where, why = foreignProblem(res.Combined(), mine)
+	}
+	if where != "" {
+		both := cmdrun.Result{Stdout: []byte(update.Combined() + "\n" + res.Combined()), ExitCode: res.ExitCode}
+		return distroRepoFailure("apt-get", names(pkgs), deps, where, why, both, "apt-get update && sudo "+reproduce)
+	}
+	return opFailure("install", "apt-get", names(pkgs), res, reproduce)
 }
 
 // aptInstallArgs are the options of every apt-get install: non-interactive,
@@ -210,7 +253,7 @@ func (a *apt) Reinstall(ctx context.Context, names ...string) error {
 	if len(names) == 0 {
 		return nil
 	}
-	args := append(append(aptInstallArgs(ctx), "--reinstall"), names...)
+	args := append(append(append(aptInstallArgs(ctx), a.onlyOurs()...), "--reinstall"), names...)
 	res, err := a.exec(ctx, aptEnv(), "apt-get", args...)
 	if err != nil {
 		return err
@@ -415,6 +458,11 @@ func (a *apt) ImportKey(context.Context, string) error { return nil }
 
 // RemoveKey implements Manager: nothing to do (see ImportKey).
 func (a *apt) RemoveKey(context.Context, string) error { return nil }
+
+// TrustedKeys implements Manager: apt trusts keys per source (signed-by=).
+func (a *apt) TrustedKeys(context.Context) (map[string]string, error) {
+	return map[string]string{}, nil
+}
 
 func tailLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")

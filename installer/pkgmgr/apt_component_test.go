@@ -16,6 +16,7 @@ import (
 	"github.com/aadsshlogin/handler/cmdrun"
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/sysroot"
+	"github.com/aadsshlogin/handler/test/require"
 )
 
 // TestAptComponent runs the real apt-get and dpkg through the unchanged
@@ -27,14 +28,8 @@ func TestAptComponent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("component test")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (dpkg --root chroots to run maintainer scripts)")
-	}
-	for _, tool := range []string{"apt-get", "dpkg", "dpkg-deb", "apt-ftparchive", "gpg", "busybox"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not available", tool)
-		}
-	}
+	require.Root(t, "dpkg --root chroots to run maintainer scripts")
+	require.Tools(t, "apt-get", "dpkg", "dpkg-deb", "apt-ftparchive", "gpg", "busybox")
 	w := t.TempDir()
 	sh := func(dir string, env []string, name string, args ...string) string {
 		t.Helper()

@@ -11,8 +11,21 @@ import (
 
 // The package managers report every interesting condition only as text, so
 // classification is substring matching on the C-locale output. The phrases
-// below come from apt 1.6–2.9, dpkg, yum 3, dnf 4/5, tdnf 3 and zypper 1.14;
-// the fixtures in testdata/ hold recorded examples of each.
+// below come from apt 1.6–3.0, dpkg, yum 3, dnf 4/5, tdnf 3 and zypper 1.14;
+// the fixtures in testdata/ hold recorded examples of each (testdata/apt3/:
+// real apt 3.0 in a Debian 13 root).
+//
+// apt 3.0 differs from apt 2 in ways that matter here: with
+// APT::Output-Version 30 (the default of the apt command, and of apt-get
+// where an image's configuration sets it) the severity prefixes are
+// "Error:", "Warning:", "Notice:" instead of "E:", "W:", "N:"; signatures are
+// checked by sqv, whose reasons read "Missing key <fingerprint>, which is
+// needed to verify signature", "Signing key on <fingerprint> is not bound:
+// …" (e.g. SHA-1 self-signatures) or "Failed to parse keyring …" instead of
+// gpgv's NO_PUBKEY and BADSIG; TLS errors come from OpenSSL ("SSL connection
+// failed: … certificate verify failed"); and a lock that is still held
+// after the wait names its holder only on the "Waiting for cache lock"
+// lines.
 
 // lockPhrases mean another process held the package manager's lock for
 // longer than the tool was willing to wait. Progress lines such as apt's
@@ -53,6 +66,22 @@ var signaturePhrases = []string{
 	"signed with an unknown key",
 	"is unsigned",
 	"gpg signature check failed",
+	// apt 3 with sqv.
+	"which is needed to verify signature",
+	" is not bound",
+	"failed to parse keyring",
+}
+
+// signatureReasons pick the line that explains a failed signature check
+// best, most specific first: the verifier's own reason (sqv, gpgv) before
+// apt's summary of it.
+var signatureReasons = []string{
+	"which is needed to verify signature", // sqv: Missing key <fpr>, which is needed to verify signature
+	" is not bound",                       // sqv: Signing key on <fpr> is not bound: … SHA1 is not considered secure …
+	"failed to parse keyring",             // sqv: the signed-by= file is missing or not an OpenPGP keyring
+	"no_pubkey",
+	"badsig",
+	"expkeysig",
 }
 
 // unreachablePhrases mean something could not be downloaded: DNS, TCP,
@@ -63,7 +92,9 @@ var unreachablePhrases = []string{
 	"couldn't resolve",
 	"temporary failure resolving",
 	"certificate verification failed",
+	"certificate verify failed",
 	"could not connect to",
+	"unable to connect to",
 	"could not handshake",
 	"connection timed out",
 	"connection refused",
@@ -88,6 +119,7 @@ var unreachablePhrases = []string{
 // most specific first.
 var reasonPhrases = []string{
 	"certificate verification failed",
+	"certificate verify failed",
 	"ssl certificate problem",
 	"network is unreachable",
 	"failed to connect",
@@ -98,8 +130,10 @@ var reasonPhrases = []string{
 	"timed out",
 	"connection refused",
 	"could not connect to",
+	"unable to connect to",
 	"404",
 	"403",
+	"permission to access", // zypper's 403: "Permission to access '<url>' denied."
 	"does not have a release file",
 	"error message:",
 	"curl error",
@@ -165,7 +199,7 @@ var httpFailure = regexp.MustCompile(`(?im)(^\s+[45]\d\d\s+[A-Z][A-Za-z ]+(\[IP:
 
 // firstLineWith returns the first line containing one of the phrases,
 // case-insensitively, without its severity prefix ("E: ", "W: ",
-// "Error: "), or "".
+// "Error: ", "Warning: ", "Notice: "), or "".
 func firstLineWith(out string, phrases []string) string {
 	for _, l := range strings.Split(out, "\n") {
 		low := strings.ToLower(l)
@@ -192,10 +226,30 @@ func bestLineWith(out string, phrases []string) string {
 
 func stripSeverity(l string) string {
 	l = strings.TrimSpace(l)
-	for _, p := range []string{"E: ", "W: ", "Error: ", "Warning: ", "- "} {
+	for _, p := range severityPrefixes {
 		l = strings.TrimPrefix(l, p)
 	}
 	return strings.TrimSpace(l)
+}
+
+// severityPrefixes are stripped from quoted lines: apt 2's and apt 3's
+// (Output-Version 30) message prefixes, dnf's, and zypper's list dashes.
+var severityPrefixes = []string{"E: ", "W: ", "N: ", "Error: ", "Warning: ", "Notice: ", "- "}
+
+// signatureLine returns the line that best explains a failed signature
+// check, reduced to the verifier's reason: apt wraps sqv's and gpgv's
+// messages in "Sub-process /usr/bin/sqv returned an error code (1), error
+// message is: …", and sqv's own text spans several indented lines, which
+// apt joins with runs of spaces.
+func signatureLine(out string) string {
+	l := bestLineWith(out, signatureReasons)
+	if l == "" {
+		l = firstLineWith(out, signaturePhrases)
+	}
+	if _, after, ok := strings.Cut(l, "error message is: "); ok {
+		l = stripSeverity(after)
+	}
+	return clip(strings.Join(strings.Fields(l), " "), 300)
 }
 
 var urlRE = regexp.MustCompile(`[a-z][a-z0-9+.-]*://[^\s'"\]\[,]+`)
@@ -213,8 +267,11 @@ func fetchProblem(out string) (url, reason string) {
 			if url == "" {
 				url = u
 			}
-			if reason == "" {
-				reason = strings.TrimSpace(r)
+			r = strings.TrimSpace(r)
+			// apt 3 ends its connection failures with "Unable to connect
+			// to host:port:"; the Err: block below says why.
+			if reason == "" && !strings.HasSuffix(r, ":") {
+				reason = r
 			}
 			if reason != "" {
 				return url, clip(reason, 200)
@@ -253,16 +310,35 @@ func fetchProblem(out string) (url, reason string) {
 }
 
 // lockLine returns the line that says who holds the lock. apt prints
-// "Waiting for cache lock: …" progress lines before its final error, which
-// names the holder too, so final error lines are preferred.
+// "Waiting for cache lock: …" progress lines before its final error; apt 2
+// names the holder in the final error too, so final error lines are
+// preferred, but apt 3's final line ("Unable to acquire the dpkg frontend
+// lock …") does not, and then the last progress line says who it was.
 func lockLine(out string) string {
 	var kept []string
+	holder := ""
 	for _, l := range strings.Split(out, "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(l), "Waiting for") {
+		t := strings.TrimSpace(l)
+		if !strings.HasPrefix(t, "Waiting for") {
 			kept = append(kept, l)
+			continue
+		}
+		if _, rest, ok := strings.Cut(t, "lock: "); ok && strings.Contains(rest, "held by process") {
+			// "… It is held by process 174 (unattended-upgr)... 41s"
+			if i := strings.LastIndex(rest, ")"); i >= 0 {
+				rest = rest[:i+1]
+			}
+			holder = rest
 		}
 	}
-	if l := firstLineWith(strings.Join(kept, "\n"), lockPhrases); l != "" {
+	final := strings.Join(kept, "\n")
+	if l := firstLineWith(final, []string{"held by process"}); l != "" {
+		return l
+	}
+	if holder != "" {
+		return holder
+	}
+	if l := firstLineWith(final, lockPhrases); l != "" {
 		return l
 	}
 	return firstLineWith(out, lockPhrases)
@@ -387,7 +463,7 @@ func opFailure(verb, tool string, pkgs []string, res cmdrun.Result, reproduce st
 	case classSignature:
 		return failure.New(failure.UntrustedKey, cause,
 			"Failed to %s %s with %s because a signature check failed: %s. The repository's packages are not signed by a key the extension trusts; check the repositoryUrl and signingKeyFingerprints settings (and any proxy that rewrites downloads), then re-apply the extension.",
-			verb, what, tool, strings.TrimSuffix(firstLineWith(out, signaturePhrases), "."))
+			verb, what, tool, strings.TrimSuffix(signatureLine(out), "."))
 	case classUnreachable:
 		url, reason := fetchProblem(out)
 		return failure.New(failure.RepositoryUnreachable, cause,
@@ -412,7 +488,7 @@ func refreshFailure(repo, tool string, res cmdrun.Result, reproduce string) erro
 	case classSignature:
 		return failure.New(failure.UntrustedKey, cause,
 			"The package repository %s failed the signature check: %s. It is not signed by a key the extension trusts; check the repositoryUrl and signingKeyFingerprints settings (and any proxy that rewrites downloads), then re-apply the extension.",
-			repo, strings.TrimSuffix(firstLineWith(out, signaturePhrases), "."))
+			repo, strings.TrimSuffix(signatureLine(out), "."))
 	case classUnreachable:
 		url, reason := fetchProblem(out)
 		return failure.New(failure.RepositoryUnreachable, cause,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -126,5 +127,99 @@ func TestDecisiveLineFallsBack(t *testing.T) {
 	}
 	if got := decisiveLine(long); len([]rune(got)) != 300 {
 		t.Errorf("not clipped: %d", len(got))
+	}
+}
+
+// apt3Exits reads the exit codes of the recordings in testdata/apt3 from
+// their SOURCE files ("<file>: exit <n>: <command>").
+func apt3Exits(t *testing.T) map[string]int {
+	t.Helper()
+	exits := map[string]int{}
+	for _, src := range []string{"apt3/SOURCE", "apt3/v30-SOURCE"} {
+		for _, l := range strings.Split(fixture(t, src), "\n") {
+			file, rest, ok := strings.Cut(l, ": exit ")
+			if !ok {
+				continue
+			}
+			code, _, _ := strings.Cut(rest, ":")
+			n, err := strconv.Atoi(code)
+			if err != nil {
+				t.Fatalf("%s: %q", src, l)
+			}
+			exits[file] = n
+		}
+	}
+	return exits
+}
+
+// TestApt3Recordings classifies what real apt 3.0.4 printed in a Debian 13
+// root (TestAptRealTrixie recorded it), with apt-get's default output
+// ("E:"/"W:") and with APT::Output-Version 30 ("Error:"/"Warning:"): sqv's
+// signature failures are untrusted keys, HTTP, connection, name and TLS
+// failures unreachable repositories, a held lock names its holder, and the
+// rest quote the line that explains them without a severity prefix.
+func TestApt3Recordings(t *testing.T) {
+	exits := apt3Exits(t)
+	cases := []struct {
+		name    string
+		install bool
+		code    failure.Code // 0: no failure
+		frags   []string
+	}{
+		{"update-ok", false, 0, nil},
+		{"update-with-local", false, 0, nil},
+		{"update-wrongkey", false, failure.UntrustedKey, []string{"signature check: Missing key D69D1AAEC5C623AF94F8E70870FEACE7597B4A48, which is needed to verify signature. It is not signed"}},
+		{"update-nokeyring", false, failure.UntrustedKey, []string{`check: Failed to parse keyring "/etc/apt/keyrings/microsoft-aadsshlogin.gpg"`, "No such file or directory"}},
+		{"update-keybox", false, failure.UntrustedKey, []string{`check: Failed to parse keyring "/etc/apt/keyrings/microsoft-aadsshlogin.gpg" Caused by: 0: Reading`, "EOF"}},
+		{"update-sha1-binding", false, failure.UntrustedKey, []string{"check: Signing key on ", " is not bound: No binding signature at time", "because: SHA1 is not considered secure since 2026-02-01"}},
+		{"update-404", false, failure.RepositoryUnreachable, []string{"https://packages.microsoft.com/repos/microsoft-debian-nosuch-prod", "404  Not Found"}},
+		{"update-403", false, failure.RepositoryUnreachable, []string{"https://packages.microsoft.com/ol/9/prod/dists/trixie/InRelease", "403  Forbidden"}},
+		{"update-refused", false, failure.RepositoryUnreachable, []string{"https://mirror.example.test:8443/", "Could not connect to mirror.example.test:8443 (127.0.0.1). - connect (111: Connection refused)"}},
+		{"update-resolve", false, failure.RepositoryUnreachable, []string{"Temporary failure resolving 'nosuchhost.example.invalid'"}},
+		{"update-cert", false, failure.RepositoryUnreachable, []string{"SSL connection failed: error:0A000086:SSL routines::certificate verify failed"}},
+		{"install-ok", true, 0, nil},
+		{"install-fetch404", true, failure.RepositoryUnreachable, []string{"aadsshlogin_1.0.031620001_amd64.deb could not be downloaded: 404  Not Found"}},
+		{"install-lock", true, failure.PackageManagerLocked, []string{"busy: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process ", "(pkgmgr.test). Wait"}},
+		{"install-interrupted", true, failure.PackageManagerFailed, []string{"(exit code 100): dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem. To see"}},
+		{"install-notfound", true, failure.PackageManagerFailed, []string{"(exit code 100): Unable to locate package nosuchpackage. To see"}},
+		{"install-depends", true, failure.PackageManagerFailed, []string{"(exit code 100): brokendep : Depends: libaadssh-missing (>= 1) but it is not installable. To see"}},
+	}
+	for _, prefix := range []string{"", "v30-"} {
+		for _, c := range cases {
+			file := prefix + c.name + ".txt"
+			t.Run(file, func(t *testing.T) {
+				exit, ok := exits[file]
+				if !ok {
+					t.Fatalf("%s is not in the SOURCE files", file)
+				}
+				out := fixture(t, "apt3/"+file)
+				if prefix != "" && c.code != 0 && !strings.Contains(out, "Error: ") && !strings.Contains(out, "Warning: ") {
+					t.Fatalf("%s has no apt 3 severity prefix", file)
+				}
+				res := cmdrun.Result{Stdout: []byte(out), ExitCode: exit}
+				var err error
+				if c.install {
+					if exit != 0 {
+						err = opFailure("install", "apt-get", []string{"aadsshlogin"}, res, "apt-get install aadsshlogin")
+					}
+				} else {
+					err = refreshFailure("in /etc/apt/sources.list.d/microsoft-prod.list", "apt-get", res, "apt-get update")
+				}
+				if c.code == 0 {
+					if err != nil || classify(out) != classOther {
+						t.Fatalf("a clean run failed: %v (class %d)", err, classify(out))
+					}
+					return
+				}
+				wantFailure(t, err, c.code, c.frags...)
+				msg := failure.MessageOf(err)
+				for _, p := range []string{"E: ", "W: ", "Error: ", "Warning: ", "Notice: ", "Sub-process /usr/bin/sqv"} {
+					if strings.Contains(msg, p) {
+						t.Errorf("message quotes %q: %s", p, msg)
+					}
+				}
+				t.Log(msg)
+			})
+		}
 	}
 }

@@ -17,18 +17,23 @@ import (
 
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/sysroot"
+	"github.com/aadsshlogin/handler/test/loopback"
+	"github.com/aadsshlogin/handler/test/require"
 )
 
 // The test binary doubles as the lock holder: started with
 // PKGMGR_TEST_LOCK=<mode>:<path> it takes the lock, prints "locked" and
 // holds it until its standard input closes, like dpkg would until done. On
 // failure it prints the error instead, which the parent reports.
+// TestMain runs the tests with loopback networking only (test/loopback);
+// started with PKGMGR_TEST_LOCK, the binary is instead a helper holding a
+// lock.
 func TestMain(m *testing.M) {
 	if spec := os.Getenv("PKGMGR_TEST_LOCK"); spec != "" {
 		holdLock(spec)
 		return
 	}
-	m.Run()
+	os.Exit(loopback.Main(m))
 }
 
 func holdLock(spec string) {
@@ -178,7 +183,7 @@ func TestLocksPidFiles(t *testing.T) {
 	root := tempRoot(t)
 	sleeper := exec.Command("sleep", "30")
 	if err := sleeper.Start(); err != nil {
-		t.Skip("no sleep:", err)
+		require.SkipOrFail(t, "cannot start sleep: %v", err)
 	}
 	t.Cleanup(func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() })
 	if err := root.WriteFileAtomic("/var/run/zypp.pid", []byte(strconv.Itoa(sleeper.Process.Pid)+"\n"), 0o644); err != nil {

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -112,20 +113,18 @@ func TestAptRefresh(t *testing.T) {
 	defer cancel()
 	const src = "/etc/apt/sources.list.d/microsoft-prod.list"
 	f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
-		// Another repository fails in the full update: only logged.
-		"apt-get update -q -o DPkg": out(fixture(t, "apt-update-resolve.txt"), 100),
-		"apt-get update -q -o Dir":  out(fixture(t, "apt-update-ok.txt"), 0),
+		"apt-get update -q -o Dir": out(fixture(t, "apt-update-ok.txt"), 0),
 	}}
 	m := newManager(t, Apt, f, "APT_CONFIG=/tmp/x")
 	if err := m.Refresh(ctx, "microsoft-prod", src); err != nil {
 		t.Fatal(err)
 	}
+	// Our source alone, and nothing else: no full update first.
 	got := f.Lines()
-	if len(got) != 2 || !strings.HasPrefix(got[0], "apt-get update -q -o DPkg::Lock::Timeout=5") ||
-		!strings.HasPrefix(got[1], "apt-get update -q -o Dir::Etc::sourcelist="+src+" -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0 -o DPkg::Lock::Timeout=5") {
+	if len(got) != 1 || !strings.HasPrefix(got[0], "apt-get update -q -o Dir::Etc::sourcelist="+src+" -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0 -o DPkg::Lock::Timeout=5") {
 		t.Errorf("commands %q", got)
 	}
-	env := f.Calls[1].Env
+	env := f.Calls[0].Env
 	if !slices.Contains(env, "DEBIAN_FRONTEND=noninteractive") || env[len(env)-1] != "APT_CONFIG=/tmp/x" {
 		t.Errorf("env %q", env)
 	}
@@ -504,11 +503,11 @@ func TestZypper(t *testing.T) {
 	got := f.Lines()
 	want := []string{
 		"zypper --non-interactive refresh -f -r packages-microsoft-com-prod",
-		"zypper --non-interactive --quiet search -x -s -t package aadsshlogin",
-		"zypper --non-interactive install aadsshlogin",
-		"zypper --non-interactive install --oldpackage aadsshlogin=1.0.029280001-1",
+		"zypper --non-interactive --quiet search --repo packages-microsoft-com-prod -x -s -t package aadsshlogin",
+		"zypper --non-interactive install --repo packages-microsoft-com-prod aadsshlogin",
+		"zypper --non-interactive install --repo packages-microsoft-com-prod --oldpackage aadsshlogin=1.0.029280001-1",
 		"rpm -q --qf %{NAME}\\t%{VERSION}-%{RELEASE}\\n aadsshlogin",
-		"zypper --non-interactive remove aadsshlogin",
+		"zypper --non-interactive --no-refresh remove aadsshlogin",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("commands:\n got %q\nwant %q", got, want)
@@ -540,29 +539,73 @@ func TestZypper(t *testing.T) {
 	wantFailure(t, m.Refresh(ctx, "packages-microsoft-com-prod", ""), failure.UntrustedKey, "'packages-microsoft-com-prod'")
 }
 
+// The recordings come from Debian's rpm 4.18 (rpm --dbpath … -q gpg-pubkey
+// --qf '%{NAME}-%{VERSION}-%{RELEASE}\n%{DESCRIPTION}\n') after importing
+// Microsoft's two keys; the collision file adds, first, a user's key whose
+// entry was renamed to Microsoft's 32-bit short id (be1229cf), as a real
+// collision would be named.
+const (
+	msFP     = "BC528686B50D79E339D3721CEB3E94ADBE1229CF"
+	ms2025FP = "AA86F75E427A19DD33346403EE4D7792F748182B"
+	userFP   = "18A8F59D885312E59D0F261E35154CFC390DA5EB"
+)
+
 func TestRpmKeys(t *testing.T) {
 	ctx := context.Background()
 	f := &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{
-		"rpm -q gpg-pubkey": out("gpg-pubkey-fd431d51-4ae0493b\ngpg-pubkey-be1229cf-5631588c\n", 0),
+		"rpm -q gpg-pubkey": out(fixture(t, "rpm-q-gpg-pubkey-short-id-collision.txt"), 0),
 	}}
 	m := newManager(t, Dnf, f)
 	if err := m.ImportKey(ctx, "/etc/pki/rpm-gpg/microsoft.asc"); err != nil {
 		t.Fatal(err)
 	}
+	trusted, err := m.TrustedKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		userFP:   "gpg-pubkey-be1229cf-6b12c50c",
+		msFP:     "gpg-pubkey-be1229cf-5631588c",
+		ms2025FP: "gpg-pubkey-f748182b-6554862c",
+	}
+	if !reflect.DeepEqual(trusted, want) {
+		t.Fatalf("trusted keys %v, want %v", trusted, want)
+	}
+	// Removal matches the whole fingerprint: the user's key, which shares
+	// the short id, stays.
 	if err := m.RemoveKey(ctx, "BC52 8686 B50D 79E3 39D3  721C EB3E 94AD BE12 29CF"); err != nil {
 		t.Fatal(err)
 	}
 	wantLines(t, f,
 		"rpm --import /etc/pki/rpm-gpg/microsoft.asc",
-		"rpm -q gpg-pubkey --qf %{NAME}-%{VERSION}-%{RELEASE}\\n",
+		"rpm -q gpg-pubkey --qf %{NAME}-%{VERSION}-%{RELEASE}\\n%{DESCRIPTION}\\n",
+		"rpm -q gpg-pubkey --qf %{NAME}-%{VERSION}-%{RELEASE}\\n%{DESCRIPTION}\\n",
 		"rpm -e gpg-pubkey-be1229cf-5631588c")
 
+	// A key that is not there: nothing is erased.
+	f = &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{"rpm -q gpg-pubkey": out(fixture(t, "rpm-q-gpg-pubkey-two-microsoft-keys.txt"), 0)}}
+	if err := newManager(t, Dnf, f).RemoveKey(ctx, userFP); err != nil || len(f.Calls) != 1 {
+		t.Errorf("absent key: %v %q", err, f.Lines())
+	}
+
 	f = &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{"rpm -q gpg-pubkey": out("package gpg-pubkey is not installed\n", 1)}}
-	if err := newManager(t, Zypper, f).RemoveKey(ctx, "BC528686B50D79E339D3721CEB3E94ADBE1229CF"); err != nil || len(f.Calls) != 1 {
+	if err := newManager(t, Zypper, f).RemoveKey(ctx, msFP); err != nil || len(f.Calls) != 1 {
 		t.Errorf("no keys: %v %q", err, f.Lines())
 	}
-	if err := newManager(t, Zypper, f).RemoveKey(ctx, "not-a-key"); err == nil {
-		t.Error("bad fingerprint accepted")
+	if k, err := newManager(t, Zypper, f).TrustedKeys(ctx); err != nil || len(k) != 0 {
+		t.Errorf("no keys: %v %v", k, err)
+	}
+	// Short ids and garbage are refused before any command runs.
+	for _, bad := range []string{"not-a-key", "BE1229CF", "EB3E94ADBE1229CF"} {
+		f = &cmdrun.Fake{}
+		if err := newManager(t, Zypper, f).RemoveKey(ctx, bad); err == nil || len(f.Calls) != 0 {
+			t.Errorf("%q accepted: %v %q", bad, err, f.Lines())
+		}
+	}
+	// A broken database is an error, not "no keys".
+	f = &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{"rpm -q gpg-pubkey": out("error: rpmdb: BDB0113 Thread/process 1/2 failed\n", 1)}}
+	if _, err := newManager(t, Dnf, f).TrustedKeys(ctx); err == nil {
+		t.Error("a broken rpm database gave no error")
 	}
 	f = &cmdrun.Fake{Responses: map[string]cmdrun.FakeResponse{"rpm --import": out("error: /tmp/k.asc: key 1 import failed.\n", 1)}}
 	wantFailure(t, newManager(t, Tdnf, f).ImportKey(ctx, "/tmp/k.asc"), failure.UntrustedKey, "key 1 import failed")

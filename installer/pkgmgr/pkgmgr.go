@@ -88,8 +88,14 @@ type Manager interface {
 	// path (a target path). apt needs nothing: the keyring is referenced by
 	// signed-by=.
 	ImportKey(ctx context.Context, path string) error
-	// RemoveKey undoes ImportKey for the key with the given fingerprint.
+	// RemoveKey removes the key with exactly this fingerprint (40 hex
+	// digits) from the package manager's trust; a key that is not there is
+	// no error. apt needs nothing (see ImportKey).
 	RemoveKey(ctx context.Context, fingerprint string) error
+	// TrustedKeys returns the fingerprints (upper-case, 40 hex digits) of
+	// the keys the package manager trusts on its own (the rpm database),
+	// each with the name of its entry. apt: none.
+	TrustedKeys(ctx context.Context) (map[string]string, error)
 }
 
 // Options are the collaborators of a Manager.
@@ -134,6 +140,8 @@ type base struct {
 	root sysroot.Root
 	log  logrus.FieldLogger
 	env  []string
+	// ours is our repository, recorded by Refresh (see scope.go).
+	ours scope
 }
 
 func (b *base) Kind() Kind { return b.kind }

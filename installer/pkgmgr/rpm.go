@@ -6,7 +6,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/aadsshlogin/handler/failure"
+	"github.com/aadsshlogin/handler/installer/keys"
 )
 
 // This file holds what all rpm-based back ends share: the rpm database
@@ -60,66 +63,103 @@ func (b *base) rpmImportKey(ctx context.Context, path string) error {
 	return nil
 }
 
-// normalizeFingerprint returns the fingerprint as lower-case hex without
-// spaces or colons, or an error when it cannot be one.
-func normalizeFingerprint(fp string) (string, error) {
-	var sb strings.Builder
-	for _, r := range strings.ToLower(fp) {
-		switch {
-		case r == ' ' || r == ':':
-		case (r >= '0' && r <= '9') || (r >= 'a' && r <= 'f'):
-			sb.WriteRune(r)
-		default:
-			return "", fmt.Errorf("fingerprint %q is not hexadecimal", fp)
+// rpmKeysQuery prints each gpg-pubkey pseudo-package's NVR and then its
+// description, which holds the armored key: the only place rpm 4 keeps the
+// whole key, and so the whole fingerprint.
+var rpmKeysQuery = []string{"-q", "gpg-pubkey", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}\\n%{DESCRIPTION}\\n"}
+
+// rpmTrustedKeys maps the full fingerprint of every key in the rpm database
+// to its gpg-pubkey NVR. Keys are told apart by their whole fingerprint:
+// rpm 4 names the pseudo-package after the 32-bit short id only, and two
+// keys can share one (a user's key must never be taken for ours).
+func (b *base) rpmTrustedKeys(ctx context.Context) (map[string]string, error) {
+	res, err := b.exec(ctx, nil, "rpm", rpmKeysQuery...)
+	if err != nil {
+		return nil, err
+	}
+	if res.ExitCode != 0 {
+		if strings.Contains(res.Combined(), "is not installed") {
+			return map[string]string{}, nil // no keys at all
 		}
+		return nil, commandCause("rpm -q gpg-pubkey", res)
 	}
-	if sb.Len() < 8 {
-		return "", fmt.Errorf("fingerprint %q is too short", fp)
-	}
-	return sb.String(), nil
+	return parseRPMKeys(string(res.Stdout), b.log), nil
 }
 
-// rpmRemoveKey erases the gpg-pubkey pseudo-packages of one key. rpm names
-// them gpg-pubkey-<key id>-<creation time>, where the key id is the last 8
-// hex digits of the fingerprint (rpm ≥ 6 uses the whole fingerprint), so a
-// version that is a suffix of the fingerprint identifies our key.
-func (b *base) rpmRemoveKey(ctx context.Context, fingerprint string) error {
-	fp, err := normalizeFingerprint(fingerprint)
-	if err != nil {
-		return fmt.Errorf("removing rpm key: %w", err)
+// parseRPMKeys reads rpmKeysQuery's output. An entry whose key cannot be
+// parsed is left out (logged): it cannot be one of ours.
+func parseRPMKeys(out string, log logrus.FieldLogger) map[string]string {
+	keysByFP := map[string]string{}
+	const end = "-----END PGP PUBLIC KEY BLOCK-----"
+	for rest := out; ; {
+		nvr, after, ok := strings.Cut(rest, "\n")
+		if !ok {
+			break
+		}
+		nvr = strings.TrimSpace(nvr)
+		i := strings.Index(after, end)
+		if i < 0 {
+			break
+		}
+		block := after[:i+len(end)]
+		rest = strings.TrimLeft(after[i+len(end):], "\n")
+		if !strings.HasPrefix(nvr, "gpg-pubkey-") {
+			continue
+		}
+		fps, err := keys.FingerprintsOf([]byte(block))
+		if err != nil {
+			log.WithError(err).WithField("key", nvr).Debug("cannot read a key of the rpm database")
+			continue
+		}
+		for _, fp := range fps {
+			keysByFP[fp] = nvr
+		}
 	}
-	res, err := b.exec(ctx, nil, "rpm", "-q", "gpg-pubkey", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}\\n")
+	return keysByFP
+}
+
+// rpmRemoveKey erases the gpg-pubkey pseudo-package that holds the key
+// with exactly this fingerprint, and nothing else.
+func (b *base) rpmRemoveKey(ctx context.Context, fingerprint string) error {
+	fp, ok := normalizeFingerprint(fingerprint)
+	if !ok {
+		return fmt.Errorf("removing rpm key: %q is not a 40-digit fingerprint", fingerprint)
+	}
+	trusted, err := b.rpmTrustedKeys(ctx)
+	if err != nil {
+		return err
+	}
+	nvr, ok := trusted[fp]
+	if !ok {
+		return nil
+	}
+	res, err := b.exec(ctx, nil, "rpm", "-e", nvr)
 	if err != nil {
 		return err
 	}
 	if res.ExitCode != 0 {
-		if strings.Contains(res.Combined(), "is not installed") {
-			return nil // no keys at all
-		}
-		return commandCause("rpm -q gpg-pubkey", res)
+		return failure.New(failure.PackageManagerFailed, commandCause("rpm -e "+nvr, res),
+			"Could not remove the repository signing key %s from the rpm database: %s. Run 'sudo rpm -e %s' on the VM to see the full error.",
+			nvr, strings.TrimSuffix(orDefault(decisiveLine(res.Combined()), "no output"), "."), nvr)
 	}
-	for _, nvr := range strings.Fields(string(res.Stdout)) {
-		rest, ok := strings.CutPrefix(nvr, "gpg-pubkey-")
-		if !ok {
-			continue
-		}
-		version, _, _ := strings.Cut(rest, "-")
-		version = strings.ToLower(version)
-		if len(version) < 8 || !strings.HasSuffix(fp, version) {
-			continue
-		}
-		res, err := b.exec(ctx, nil, "rpm", "-e", nvr)
-		if err != nil {
-			return err
-		}
-		if res.ExitCode != 0 {
-			return failure.New(failure.PackageManagerFailed, commandCause("rpm -e "+nvr, res),
-				"Could not remove the repository signing key %s from the rpm database: %s. Run 'sudo rpm -e %s' on the VM to see the full error.",
-				nvr, strings.TrimSuffix(orDefault(decisiveLine(res.Combined()), "no output"), "."), nvr)
-		}
-		b.log.WithField("key", nvr).Info("removed repository signing key from the rpm database")
-	}
+	b.log.WithFields(logrus.Fields{"key": nvr, "fingerprint": fp}).Info("removed repository signing key from the rpm database")
 	return nil
+}
+
+// normalizeFingerprint upper-cases a v4 fingerprint and drops spaces and
+// colons; ok is false unless 40 hexadecimal digits remain.
+func normalizeFingerprint(fp string) (string, bool) {
+	var sb strings.Builder
+	for _, r := range strings.ToUpper(fp) {
+		switch {
+		case r == ' ' || r == ':':
+		case (r >= '0' && r <= '9') || (r >= 'A' && r <= 'F'):
+			sb.WriteRune(r)
+		default:
+			return "", false
+		}
+	}
+	return sb.String(), sb.Len() == 40
 }
 
 // installedOnly returns those names that rpm reports installed.

@@ -2,13 +2,21 @@ package pkgmgr
 
 import (
 	"context"
+	"slices"
 	"strings"
+
+	"github.com/aadsshlogin/handler/cmdrun"
 )
 
 // yumLike drives dnf, yum (3, or dnf behind the yum name on RHEL 8+) and
 // tdnf (Azure Linux, CBL-Mariner), whose command lines agree on what we
 // need. The program is the Kind's name.
-type yumLike struct{ base }
+type yumLike struct {
+	base
+	// excludesOff names the repository whose exclude option our own
+	// commands ignore (IgnoringRepoExcludes in pin.go); "" for none.
+	excludesOff string
+}
 
 func (y *yumLike) tool() string { return string(y.kind) }
 
@@ -21,7 +29,7 @@ func (y *yumLike) Installed(ctx context.Context, names ...string) (map[string]st
 // failure cannot hide behind skip_if_unavailable or another repository's
 // error, and the output is about it alone. dnf 4 with skip_if_unavailable
 // reports a failed download and still exits 0, hence the output decides.
-func (y *yumLike) Refresh(ctx context.Context, repoID, _ string) error {
+func (y *yumLike) Refresh(ctx context.Context, repoID, sourceFile string) error {
 	var only []string
 	if repoID != "" {
 		only = []string{"--disablerepo=*", "--enablerepo=" + repoID}
@@ -43,7 +51,20 @@ func (y *yumLike) Refresh(ctx context.Context, repoID, _ string) error {
 	if err != nil {
 		return err
 	}
-	return refreshFailure(repoLabel(repoID), y.tool(), res, y.tool()+" makecache")
+	if err := refreshFailure(repoLabel(repoID), y.tool(), res, y.tool()+" makecache"); err != nil {
+		return err
+	}
+	y.ours = scope{repoID: repoID, sourceFile: sourceFile}
+	return nil
+}
+
+// onlyOurs enables our repository alone, once Refresh has named it (see
+// scope.go). tdnf takes the same options (and '*' as a pattern).
+func (y *yumLike) onlyOurs() []string {
+	if y.ours.repoID == "" {
+		return nil
+	}
+	return []string{"--disablerepo=*", "--enablerepo=" + y.ours.repoID}
 }
 
 func repoLabel(id string) string {
@@ -58,12 +79,7 @@ func repoLabel(id string) string {
 // ones show "@System"/"installed" or "@<repo>" for the repository they came
 // from. A package counts as available when a line names a repository.
 func (y *yumLike) Available(ctx context.Context, name string) (bool, error) {
-	args := []string{"-q", "list"}
-	if y.kind != Tdnf {
-		args = append(args, "--showduplicates")
-	}
-	args = append(args, name)
-	res, err := y.exec(ctx, nil, y.tool(), args...)
+	res, err := y.list(ctx, name)
 	if err != nil {
 		return false, err
 	}
@@ -79,10 +95,34 @@ func (y *yumLike) Available(ctx context.Context, name string) (bool, error) {
 	return listOffers(string(res.Stdout), name), nil
 }
 
-// listOffers parses yum/dnf/tdnf list output. yum 3 wraps a line whose
-// columns do not fit into 80 characters, putting version and repository on
-// the next line, so a lone "<name>.<arch>" is joined with its successor.
+// list runs "list [--showduplicates] name" (tdnf has no such option).
+func (y *yumLike) list(ctx context.Context, name string) (cmdrun.Result, error) {
+	args := append(append([]string{"-q"}, y.excludeArgs()...), y.onlyOurs()...)
+	args = append(args, "list")
+	if y.kind != Tdnf {
+		args = append(args, "--showduplicates")
+	}
+	args = append(args, name)
+	return y.exec(ctx, nil, y.tool(), args...)
+}
+
+// listOffers parses yum/dnf/tdnf list output: a line naming a repository
+// offers the package.
 func listOffers(out, name string) bool {
+	for _, row := range listRows(out, name) {
+		if !installedRepo(row[2]) {
+			return true
+		}
+	}
+	return false
+}
+
+// listRows returns the "<name>.<arch> <version> <repository>" rows of
+// yum/dnf/tdnf list output for name. yum 3 wraps a line whose columns do
+// not fit into 80 characters, putting version and repository on the next
+// line, so a lone "<name>.<arch>" is joined with its successor.
+func listRows(out, name string) [][]string {
+	var rows [][]string
 	var pending []string
 	for _, l := range strings.Split(out, "\n") {
 		f := strings.Fields(l)
@@ -97,11 +137,17 @@ func listOffers(out, name string) bool {
 			pending = f
 			continue
 		}
-		switch repo := f[2]; repo {
-		case "@System", "installed", "@commandline", "@anaconda", "System":
-		default:
-			return true
-		}
+		rows = append(rows, f)
+	}
+	return rows
+}
+
+// installedRepo reports whether a list row's repository column means the
+// installed package rather than a repository that offers it.
+func installedRepo(repo string) bool {
+	switch repo {
+	case "@System", "installed", "@commandline", "@anaconda", "System":
+		return true
 	}
 	return false
 }
@@ -140,15 +186,44 @@ func (y *yumLike) Install(ctx context.Context, pkgs ...Package) error {
 		if len(step.specs) == 0 {
 			continue
 		}
-		res, err := y.exec(ctx, nil, y.tool(), append([]string{"-y", step.verb}, step.specs...)...)
-		if err != nil {
+		if err := y.step(ctx, step.verb, step.specs); err != nil {
 			return err
-		}
-		if res.ExitCode != 0 {
-			return opFailure(step.verb, y.tool(), step.specs, res, y.tool()+" "+step.verb+" "+strings.Join(step.specs, " "))
 		}
 	}
 	return nil
+}
+
+// step runs one install or upgrade with our repository alone, and with
+// every enabled repository when a dependency is missing (see scope.go).
+func (y *yumLike) step(ctx context.Context, verb string, specs []string) error {
+	reproduce := y.reproduce(verb, specs)
+	ours := y.onlyOurs()
+	head := append(append([]string{"-y"}, y.excludeArgs()...), verb)
+	res, err := y.exec(ctx, nil, y.tool(), append(append(slices.Clone(head), ours...), specs...)...)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode == 0 {
+		return nil
+	}
+	if len(ours) == 0 || !depMissing(res.Combined()) {
+		return opFailure(verb, y.tool(), specs, res, reproduce)
+	}
+	deps := missingDeps(res.Combined())
+	y.log.WithField("missing", deps).Info("a dependency is not installed; installing with every enabled repository")
+	res, err = y.exec(ctx, nil, y.tool(), append(head, specs...)...)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode == 0 {
+		return nil
+	}
+	// dnf names the repository ("repo 'id'") and the URL; ours is left out.
+	mine := append(y.sourceURLs(y.ours.sourceFile), "'"+y.ours.repoID+"'")
+	if where, why := foreignProblem(res.Combined(), mine); where != "" {
+		return distroRepoFailure(y.tool(), specs, deps, where, why, res, reproduce)
+	}
+	return opFailure(verb, y.tool(), specs, res, reproduce)
 }
 
 // Reinstall implements Manager.
@@ -156,12 +231,13 @@ func (y *yumLike) Reinstall(ctx context.Context, names ...string) error {
 	if len(names) == 0 {
 		return nil
 	}
-	res, err := y.exec(ctx, nil, y.tool(), append([]string{"-y", "reinstall"}, names...)...)
+	args := append(append(append([]string{"-y"}, y.excludeArgs()...), "reinstall"), y.onlyOurs()...)
+	res, err := y.exec(ctx, nil, y.tool(), append(args, names...)...)
 	if err != nil {
 		return err
 	}
 	if res.ExitCode != 0 {
-		return opFailure("reinstall", y.tool(), names, res, y.tool()+" reinstall "+strings.Join(names, " "))
+		return opFailure("reinstall", y.tool(), names, res, y.reproduce("reinstall", names))
 	}
 	return nil
 }
@@ -172,7 +248,14 @@ func (y *yumLike) Remove(ctx context.Context, names ...string) error {
 	if err != nil || len(present) == 0 {
 		return err
 	}
-	res, err := y.exec(ctx, nil, y.tool(), append([]string{"-y", "remove"}, present...)...)
+	// Removing needs no repository: dnf and yum would still load every
+	// enabled one, and fail on a broken one. tdnf keeps its command line
+	// (not verified against a real tdnf).
+	args := []string{"-y", "remove"}
+	if y.kind != Tdnf {
+		args = append(args, "--disablerepo=*")
+	}
+	res, err := y.exec(ctx, nil, y.tool(), append(args, present...)...)
 	if err != nil {
 		return err
 	}
@@ -193,4 +276,14 @@ func (y *yumLike) ImportKey(ctx context.Context, path string) error {
 // RemoveKey implements Manager.
 func (y *yumLike) RemoveKey(ctx context.Context, fingerprint string) error {
 	return y.rpmRemoveKey(ctx, fingerprint)
+}
+
+// TrustedKeys implements Manager.
+func (y *yumLike) TrustedKeys(ctx context.Context) (map[string]string, error) {
+	return y.rpmTrustedKeys(ctx)
+}
+
+// reproduce is the command a user runs to see a failure's full output.
+func (y *yumLike) reproduce(verb string, specs []string) string {
+	return strings.Join(append(append(append([]string{y.tool()}, y.excludeArgs()...), verb), specs...), " ")
 }

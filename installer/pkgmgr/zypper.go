@@ -3,6 +3,8 @@ package pkgmgr
 import (
 	"context"
 	"strings"
+
+	"github.com/aadsshlogin/handler/cmdrun"
 )
 
 // zypper drives zypper (SUSE). Keys are never auto-imported
@@ -30,7 +32,7 @@ func (z *zypper) Installed(ctx context.Context, names ...string) (map[string]str
 }
 
 // Refresh implements Manager, forcing a download of our repository only.
-func (z *zypper) Refresh(ctx context.Context, repoID, _ string) error {
+func (z *zypper) Refresh(ctx context.Context, repoID, sourceFile string) error {
 	args := []string{"--non-interactive", "refresh", "-f"}
 	if repoID != "" {
 		args = append(args, "-r", repoID)
@@ -39,14 +41,27 @@ func (z *zypper) Refresh(ctx context.Context, repoID, _ string) error {
 	if err != nil {
 		return err
 	}
-	return refreshFailure(repoLabel(repoID), "zypper", res, "zypper refresh -f "+repoID)
+	if err := refreshFailure(repoLabel(repoID), "zypper", res, "zypper refresh -f "+repoID); err != nil {
+		return err
+	}
+	z.ours = scope{repoID: repoID, sourceFile: sourceFile}
+	return nil
+}
+
+// onlyOurs makes install and search load our repository alone (and the
+// installed packages), once Refresh has named it (see scope.go).
+func (z *zypper) onlyOurs() []string {
+	if z.ours.repoID == "" {
+		return nil
+	}
+	return []string{"--repo", z.ours.repoID}
 }
 
 // Available implements Manager. search -s prints a table
 // "S | Name | Type | Version | Arch | Repository"; installed packages no
 // repository offers show "(System Packages)". Exit 104 means no match.
 func (z *zypper) Available(ctx context.Context, name string) (bool, error) {
-	res, err := z.exec(ctx, zypperEnv(ctx), "zypper", "--non-interactive", "--quiet", "search", "-x", "-s", "-t", "package", name)
+	res, err := z.search(ctx, name)
 	if err != nil {
 		return false, err
 	}
@@ -68,6 +83,12 @@ func (z *zypper) Available(ctx context.Context, name string) (bool, error) {
 	return false, nil
 }
 
+// search lists every version of the package, installed or offered.
+func (z *zypper) search(ctx context.Context, name string) (cmdrun.Result, error) {
+	args := append([]string{"--non-interactive", "--quiet", "search"}, z.onlyOurs()...)
+	return z.exec(ctx, zypperEnv(ctx), "zypper", append(args, "-x", "-s", "-t", "package", name)...)
+}
+
 // Install implements Manager. zypper install upgrades an installed package
 // to the best candidate; a pinned version may be older, which needs
 // --oldpackage.
@@ -75,23 +96,66 @@ func (z *zypper) Install(ctx context.Context, pkgs ...Package) error {
 	if len(pkgs) == 0 {
 		return nil
 	}
-	args := []string{"--non-interactive", "install"}
+	var opts []string
 	specs, pinned := eqSpecs(pkgs)
 	if pinned {
-		args = append(args, "--oldpackage")
+		opts = append(opts, "--oldpackage")
 	}
-	args = append(args, specs...)
-	res, err := z.exec(ctx, zypperEnv(ctx), "zypper", args...)
+	reproduce := "zypper install " + strings.Join(specs, " ")
+	ours := z.onlyOurs()
+	res, err := z.exec(ctx, zypperEnv(ctx), "zypper", append(append(append([]string{"--non-interactive", "install"}, ours...), opts...), specs...)...)
 	if err != nil {
 		return err
 	}
+	if !zypperOK(res.ExitCode) && len(ours) > 0 && depMissing(res.Combined()) {
+		res, err = z.withAll(ctx, pkgs, append(opts, specs...), res, reproduce)
+		if err != nil {
+			return err
+		}
+	}
 	if !zypperOK(res.ExitCode) {
-		return opFailure("install", "zypper", names(pkgs), res, "zypper install "+strings.Join(specs, " "))
+		return opFailure("install", "zypper", names(pkgs), res, reproduce)
 	}
 	if res.ExitCode == 106 {
 		z.log.WithField("output", tailLines(res.Combined(), 20)).Warn("zypper skipped a repository during install")
 	}
 	return nil
+}
+
+// withAll is the fallback when our repository alone leaves a dependency
+// unsatisfied: refresh every repository, then install with all of them.
+// It returns the install's result, or the failure naming a broken
+// distribution repository.
+func (z *zypper) withAll(ctx context.Context, pkgs []Package, args []string, first cmdrun.Result, reproduce string) (cmdrun.Result, error) {
+	deps := missingDeps(first.Combined())
+	z.log.WithField("missing", deps).Info("a dependency is not installed; refreshing every repository and installing with all of them")
+	refresh, err := z.exec(ctx, zypperEnv(ctx), "zypper", "--non-interactive", "refresh")
+	if err != nil {
+		return cmdrun.Result{}, err
+	}
+	if classify(refresh.Combined()) == classLocked {
+		return cmdrun.Result{}, refreshFailure("the configured repositories", "zypper", refresh, "zypper refresh")
+	}
+	res, err := z.exec(ctx, zypperEnv(ctx), "zypper", append([]string{"--non-interactive", "install"}, args...)...)
+	if err != nil {
+		return res, err
+	}
+	mine := append(z.sourceURLs(z.ours.sourceFile), "'"+z.ours.repoID+"'")
+	where, why := foreignProblem(refresh.Combined(), mine)
+	if zypperOK(res.ExitCode) {
+		if where != "" {
+			z.log.WithFields(map[string]any{"repository": where, "answer": why}).Warn("a repository failed to refresh; the install succeeded without it")
+		}
+		return res, nil
+	}
+	if where == "" {
+		where, why = foreignProblem(res.Combined(), mine)
+	}
+	if where != "" {
+		both := cmdrun.Result{Stdout: []byte(refresh.Combined() + "\n" + res.Combined()), ExitCode: res.ExitCode}
+		return res, distroRepoFailure("zypper", names(pkgs), deps, where, why, both, "zypper refresh && sudo "+reproduce)
+	}
+	return res, nil
 }
 
 // Reinstall implements Manager: install --force reinstalls the installed
@@ -100,7 +164,8 @@ func (z *zypper) Reinstall(ctx context.Context, names ...string) error {
 	if len(names) == 0 {
 		return nil
 	}
-	res, err := z.exec(ctx, zypperEnv(ctx), "zypper", append([]string{"--non-interactive", "install", "--force"}, names...)...)
+	args := append(append([]string{"--non-interactive", "install"}, z.onlyOurs()...), "--force")
+	res, err := z.exec(ctx, zypperEnv(ctx), "zypper", append(args, names...)...)
 	if err != nil {
 		return err
 	}
@@ -116,7 +181,9 @@ func (z *zypper) Remove(ctx context.Context, names ...string) error {
 	if err != nil || len(present) == 0 {
 		return err
 	}
-	res, err := z.exec(ctx, zypperEnv(ctx), "zypper", append([]string{"--non-interactive", "remove"}, present...)...)
+	// Removing needs no repository: --no-refresh keeps a broken one from
+	// being asked.
+	res, err := z.exec(ctx, zypperEnv(ctx), "zypper", append([]string{"--non-interactive", "--no-refresh", "remove"}, present...)...)
 	if err != nil {
 		return err
 	}
@@ -135,4 +202,9 @@ func (z *zypper) ImportKey(ctx context.Context, path string) error { return z.rp
 // RemoveKey implements Manager.
 func (z *zypper) RemoveKey(ctx context.Context, fingerprint string) error {
 	return z.rpmRemoveKey(ctx, fingerprint)
+}
+
+// TrustedKeys implements Manager.
+func (z *zypper) TrustedKeys(ctx context.Context) (map[string]string, error) {
+	return z.rpmTrustedKeys(ctx)
 }

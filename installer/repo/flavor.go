@@ -26,9 +26,14 @@ const PackageName = "aadsshlogin"
 
 const (
 	maxRepomdSize = 4 << 20
-	// maxPrimarySize bounds the decompressed package list we scan (it is
-	// streamed, so this limits time, not memory).
-	maxPrimarySize = 1 << 30
+	// maxCompressedList bounds a package list as downloaded, and
+	// maxListSize the same list decompressed (a few megabytes of gzip can
+	// expand to gigabytes). Both are streamed, so they bound time;
+	// maxTokenSize bounds memory: the longest text run or markup the
+	// parsers hold at once. PMC's largest lists are tens of megabytes.
+	maxCompressedList = 256 << 20
+	maxListSize       = 1 << 30
+	maxTokenSize      = 1 << 20
 )
 
 // ChooseFlavor decides the packages.microsoft.com folder for p. Without a
@@ -48,75 +53,119 @@ func ChooseFlavor(ctx context.Context, client *retryablehttp.Client, p distro.Pl
 		return "", "", errors.New("repo.ChooseFlavor: nil HTTP client")
 	}
 	base := fmt.Sprintf("%s/%s/%s/prod/", loc.root(), p.Flavor, p.Major)
-	fallback := func(why string) (string, string, error) {
-		return p.FallbackFlavor, fmt.Sprintf("%s %s; using the %s folder instead", base, why, p.FallbackFlavor), nil
+	pr, err := probeRPM(ctx, client, base)
+	if err != nil {
+		return "", "", err
 	}
-	keep := func(why string) (string, string, error) {
-		return p.Flavor, fmt.Sprintf("%s %s; using the %s folder", base, why, p.Flavor), nil
+	switch pr.verdict {
+	case offered, unreadable:
+		return p.Flavor, fmt.Sprintf("%s %s; using the %s folder", base, pr.why, p.Flavor), nil
 	}
+	return p.FallbackFlavor, fmt.Sprintf("%s %s; using the %s folder instead", base, pr.why, p.FallbackFlavor), nil
+}
 
+// verdict is what a probe learnt about a repository and aadsshlogin.
+type verdict int8
+
+const (
+	offered    verdict = iota // the package list names aadsshlogin
+	notOffered                // the repository is missing, forbidden, broken or lacks the package
+	unreadable                // the list exists but this handler cannot read it (zstd, xz)
+)
+
+// probe is a verdict and the reason, as a phrase following the URL
+// ("answered HTTP 404", "has no aadsshlogin package").
+type probe struct {
+	verdict verdict
+	why     string
+}
+
+// probeRPM reads an rpm-md repository's metadata at base (ending in "/")
+// and says whether it offers aadsshlogin. Only transport failures and
+// statuses other than 200/403/404 are errors. The metadata is not signed
+// at this point (dnf checks it later), so nothing in it may send a request
+// off base, and every read is bounded.
+func probeRPM(ctx context.Context, client *retryablehttp.Client, base string) (probe, error) {
 	repomdURL := base + "repodata/repomd.xml"
 	resp, err := get(ctx, client, repomdURL)
 	if err != nil {
-		return "", "", err
+		return probe{}, err
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotFound, http.StatusForbidden:
-		return fallback(fmt.Sprintf("answered HTTP %d", resp.StatusCode))
+		return probe{notOffered, fmt.Sprintf("answered HTTP %d", resp.StatusCode)}, nil
 	default:
-		return "", "", unreachable(repomdURL, fmt.Sprintf("HTTP %d", resp.StatusCode), fmt.Errorf("GET %s: %s", repomdURL, resp.Status))
+		return probe{}, unreachable(repomdURL, fmt.Sprintf("HTTP %d", resp.StatusCode), fmt.Errorf("GET %s: %s", repomdURL, resp.Status))
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRepomdSize+1))
 	if err != nil {
-		return "", "", unreachable(repomdURL, "the connection failed during the download ("+httpclient.Reason(err)+")", err)
+		return probe{}, unreachable(repomdURL, "the connection failed during the download ("+httpclient.Reason(err)+")", err)
 	}
 	href, err := primaryLocation(body)
 	if err != nil || len(body) > maxRepomdSize {
 		// A 200 that is not metadata: the folder cannot serve packages.
-		return fallback("has no valid repository metadata")
+		return probe{notOffered, "has no valid repository metadata"}, nil
 	}
-	baseURL, err := url.Parse(base)
+	primaryURL, err := underBase(base, href)
 	if err != nil {
-		return "", "", fmt.Errorf("parsing %s: %w", base, err)
+		return probe{notOffered, "has repository metadata that points outside the repository (" + err.Error() + ")"}, nil
 	}
-	primaryURL := baseURL.ResolveReference(href).String()
 
 	presp, err := get(ctx, client, primaryURL)
 	if err != nil {
-		return "", "", err
+		return probe{}, err
 	}
 	defer presp.Body.Close()
 	switch presp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotFound, http.StatusForbidden:
-		return fallback(fmt.Sprintf("lists a package list that answers HTTP %d", presp.StatusCode))
+		return probe{notOffered, fmt.Sprintf("lists a package list that answers HTTP %d", presp.StatusCode)}, nil
 	default:
-		return "", "", unreachable(primaryURL, fmt.Sprintf("HTTP %d", presp.StatusCode), fmt.Errorf("GET %s: %s", primaryURL, presp.Status))
+		return probe{}, unreachable(primaryURL, fmt.Sprintf("HTTP %d", presp.StatusCode), fmt.Errorf("GET %s: %s", primaryURL, presp.Status))
 	}
-	tracked := &trackingReader{r: presp.Body}
+	tracked := &trackingReader{r: io.LimitReader(presp.Body, maxCompressedList)}
 	list, kind, err := decompress(tracked)
 	if err != nil {
 		if tracked.err != nil {
-			return "", "", unreachable(primaryURL, "the connection failed during the download ("+httpclient.Reason(tracked.err)+")", tracked.err)
+			return probe{}, unreachable(primaryURL, "the connection failed during the download ("+httpclient.Reason(tracked.err)+")", tracked.err)
 		}
 		if kind != "" {
-			return keep(fmt.Sprintf("has a %s-compressed package list this handler cannot read", kind))
+			return probe{unreadable, fmt.Sprintf("has a %s-compressed package list this handler cannot read", kind)}, nil
 		}
-		return fallback("has a corrupt package list")
+		return probe{notOffered, "has a corrupt package list"}, nil
 	}
-	found, err := listsPackage(io.LimitReader(list, maxPrimarySize), PackageName)
+	found, err := listsPackage(bounded(list), PackageName)
 	if tracked.err != nil {
-		return "", "", unreachable(primaryURL, "the connection failed during the download ("+httpclient.Reason(tracked.err)+")", tracked.err)
+		return probe{}, unreachable(primaryURL, "the connection failed during the download ("+httpclient.Reason(tracked.err)+")", tracked.err)
 	}
 	if err != nil {
-		return fallback("has a corrupt package list")
+		return probe{notOffered, "has a corrupt package list (" + err.Error() + ")"}, nil
 	}
 	if !found {
-		return fallback("has no " + PackageName + " package")
+		return probe{notOffered, "has no " + PackageName + " package"}, nil
 	}
-	return keep("provides " + PackageName)
+	return probe{offered, "provides " + PackageName}, nil
+}
+
+// underBase resolves a location from unsigned metadata against base and
+// refuses anything that leaves it: another scheme, host or port, or a path
+// outside base's folder (an absolute href or xml:base would otherwise send
+// the next request anywhere).
+func underBase(base string, ref *url.URL) (string, error) {
+	b, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("parsing %s: %w", base, err)
+	}
+	u := b.ResolveReference(ref)
+	if u.Scheme != b.Scheme || u.Host != b.Host || u.User != nil {
+		return "", fmt.Errorf("%s is on another host", u.Redacted())
+	}
+	if !strings.HasPrefix(u.EscapedPath(), b.EscapedPath()) {
+		return "", fmt.Errorf("%s is outside %s", u.EscapedPath(), b.EscapedPath())
+	}
+	return u.String(), nil
 }
 
 func unreachable(u, reason string, cause error) error {

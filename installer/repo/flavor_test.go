@@ -98,10 +98,11 @@ func newFakePMC(t *testing.T) (*fakePMC, *httptest.Server, *retryablehttp.Client
 			"/rocky/9/prod/repodata/repomd.xml": repomd(primaryHref),
 			"/rocky/9/prod/" + primaryHref:      gz(t, primary()),
 			"/rocky/8/prod/repodata/repomd.xml": []byte("<html><body>It works!</body></html>"),
-			// openSUSE: plain primary.xml behind xml:base.
+			// openSUSE: plain primary.xml behind an xml:base inside the
+			// repository.
 			"/opensuse/15/prod/repodata/repomd.xml": []byte(`<repomd xmlns="http://linux.duke.edu/metadata/repo"><data type="primary"><location xml:base="` +
-				"BASE" + `/other/" href="primary.xml"/></data></repomd>`),
-			"/other/primary.xml": primary("foo", PackageName),
+				"BASE" + `/opensuse/15/prod/other/" href="primary.xml"/></data></repomd>`),
+			"/opensuse/15/prod/other/primary.xml": primary("foo", PackageName),
 			// CentOS 7: primary is missing.
 			"/centos/7/prod/repodata/repomd.xml": repomd(primaryHref),
 			// CentOS 8: primary is corrupt gzip.

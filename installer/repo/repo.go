@@ -49,14 +49,7 @@ type Location struct {
 	// Prefix ("" or "/microsoft" in air-gapped clouds) is applied to
 	// repository URLs, not to the key URL.
 	Prefix string
-	// Mirror is true when Base comes from the user's repositoryUrl. The
-	// image's own repository is then never reused: the user asked for the
-	// mirror.
-	Mirror bool
 }
-
-// KeyURL is where the signing key is downloaded from.
-func (l Location) KeyURL() string { return l.Base + "/keys/microsoft.asc" }
 
 // root is the URL under which the distribution folders live.
 func (l Location) root() string { return l.Base + l.Prefix }
@@ -85,28 +78,11 @@ func reusable(f distro.Family) string {
 	return ""
 }
 
-// Plan returns the definition to apply: the image's own repository when it
-// provides aadsshlogin and no mirror is configured, otherwise Build's.
-func Plan(root sysroot.Root, p distro.Platform, loc Location, flavor string) (Definition, error) {
-	if !loc.Mirror {
-		if id, ok := FindReusable(root, p); ok {
-			url, err := tdnfURL(p, loc)
-			if err != nil {
-				return Definition{}, err
-			}
-			return Definition{RepoURL: url, RepoID: id, Reuse: true, ReuseRepoID: id}, nil
-		}
-	}
-	return Build(p, loc, flavor)
-}
-
 // Build makes the definition for a platform, a location and the folder
-// ChooseFlavor picked. It never reuses the image's repository (see Plan).
+// ChooseFlavor picked. It never reuses the image's repository (the
+// installer decides that with FindReusable).
 func Build(p distro.Platform, loc Location, flavor string) (Definition, error) {
-	if err := checkURLPart("repository base", loc.Base); err != nil {
-		return Definition{}, err
-	}
-	if err := checkURLPart("repository prefix", loc.Prefix); err != nil {
+	if err := checkLocation(loc); err != nil {
 		return Definition{}, err
 	}
 	if !safeToken(flavor) {
@@ -202,15 +178,39 @@ func buildTdnf(p distro.Platform, loc Location) (Definition, error) {
 	}, nil
 }
 
-// checkURLPart refuses characters that would break out of the one line a
-// URL occupies in the files we write.
-func checkURLPart(what, s string) error {
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f {
-			return fmt.Errorf("%s %q contains a character not allowed in repository files", what, s)
-		}
+// checkLocation refuses a base or prefix that is not an https URL made of
+// the characters a repository's address needs: ASCII letters, digits,
+// "-._~", "/" and, in the host part, ":" before a port. The settings are
+// validated the same way before they get here; this is the second line,
+// because every other character means something in one of the files we
+// write: a line break or white space ends the value, dnf, yum and tdnf
+// split baseurl= on commas (a second, local address) and expand "$"
+// variables, apt reads "[" and "]" as options and zypper and dnf read ";"
+// and "#" as comments.
+func checkLocation(loc Location) error {
+	rest, ok := strings.CutPrefix(loc.Base, "https://")
+	host, path, _ := strings.Cut(rest, "/")
+	if !ok || host == "" || !urlChars(host, ":") || !urlChars(path, "/") {
+		return fmt.Errorf("repository base %q is not an https URL made of letters, digits and -._~/: only", loc.Base)
+	}
+	if loc.Prefix != "" && (!strings.HasPrefix(loc.Prefix, "/") || !urlChars(loc.Prefix, "/")) {
+		return fmt.Errorf("repository prefix %q is not a path made of letters, digits and -._~/ only", loc.Prefix)
 	}
 	return nil
+}
+
+// urlChars reports whether s has only RFC 3986 unreserved characters
+// (ASCII letters, digits, "-._~") and those in extra.
+func urlChars(s, extra string) bool {
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("-._~", r), strings.ContainsRune(extra, r):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func safeToken(s string) bool {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aadsshlogin/handler/cmdrun"
 	"github.com/aadsshlogin/handler/failure"
+	"github.com/aadsshlogin/handler/selinux"
 	"github.com/aadsshlogin/handler/sysroot"
 )
 
@@ -301,19 +302,19 @@ func targetPath(root sysroot.Root, host string) string {
 
 // checkSELinux requires the aad_permissions module that lets sshd run
 // aad_certhandler and pam_aad create users under SELinux enforcement.
+// Whether the module also covers sshd_session_t is not a verification
+// failure but advice (checks.SELinuxWarnings): the install itself worked.
 func checkSELinux(ctx context.Context, o Options) []Problem {
 	if o.Runner == nil {
 		return nil
 	}
-	res, err := o.Runner.Run(ctx, cmdrun.Cmd{Name: "semodule", Args: []string{"-l"}})
-	if err != nil || res.ExitCode != 0 {
+	mods, err := selinux.ListModules(ctx, o.Runner)
+	if err != nil {
 		return []Problem{{Check: "selinux", Detail: "'semodule -l' could not list the SELinux modules",
 			Hint: "install policycoreutils so the aad_permissions module can be checked, then re-apply the extension"}}
 	}
-	for _, line := range strings.Split(string(res.Stdout), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == "aad_permissions" {
-			return nil
-		}
+	if mods[selinux.ModuleName] {
+		return nil
 	}
 	return []Problem{{Check: "selinux", Detail: "the SELinux module aad_permissions is not loaded",
 		Hint: "aadsshlogin-selinux could not register its policy, often because policycoreutils is too old; update it and re-apply the extension"}}

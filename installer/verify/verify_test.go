@@ -252,6 +252,12 @@ func TestVerifySELinux(t *testing.T) {
 	if checks(ps) != "selinux" || !strings.Contains(msg, "the SELinux module aad_permissions is not loaded") {
 		t.Error(msg)
 	}
+	// semodule that runs but cannot read the store.
+	f.Responses["semodule -l"] = cmdrun.FakeResponse{Result: cmdrun.Result{ExitCode: 1, Stderr: []byte("semodule:  Failed!\n")}}
+	ps, msg = problemsOf(t, Verify(context.Background(), Options{Runner: f, Root: wiredRoot(t), SELinux: true}))
+	if checks(ps) != "selinux" || !strings.Contains(msg, "'semodule -l' could not list") {
+		t.Error(msg)
+	}
 	delete(f.Responses, "semodule -l")
 	f.Strict = true
 	ps, msg = problemsOf(t, Verify(context.Background(), Options{Runner: f, Root: wiredRoot(t), SELinux: true}))

@@ -8,21 +8,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aadsshlogin/handler/test/require"
 )
 
 // TestChrootRun drives a handler inside a minimal root (static busybox as
 // /bin/sh). It needs root and busybox-static and is skipped otherwise.
 func TestChrootRun(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for chroot")
-	}
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Skip("busybox not installed")
-	}
+	require.Root(t, "chroot")
+	require.Tools(t, "busybox")
+	bb, _ := exec.LookPath("busybox")
 	if out, err := exec.Command("ldd", bb).CombinedOutput(); err == nil && !strings.Contains(string(out), "not a dynamic") {
-		t.Skip("busybox is not static")
+		require.SkipOrFail(t, "busybox is not static (apt-get install busybox-static)")
 	}
 	root := t.TempDir()
 	for _, d := range []string{"bin", "elsewhere", "var/log"} {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aadsshlogin/handler/test/agentsim"
 	"github.com/aadsshlogin/handler/test/harness"
+	"github.com/aadsshlogin/handler/test/provenance"
 	"github.com/aadsshlogin/handler/test/sandbox"
 )
 
@@ -114,6 +115,11 @@ func report(t *testing.T, start time.Time, startLoad string) {
 	dir := os.Getenv(outEnv)
 	z := harness.LoadZips(t)
 	r := &Report{Machine: DescribeMachine(time.Now()), Version: z.CurrentVersion, LoadStart: startLoad, LoadEnd: loadAverage()}
+	if stamp, err := provenance.Current(); err != nil {
+		t.Errorf("finding the commit measured: %v", err)
+	} else {
+		r.Stamp = stamp
+	}
 	var apt, dnf ABResult
 	if readSection(dir, "install-apt", &apt) {
 		r.Apt = &apt
@@ -517,7 +523,10 @@ func runSteady(t *testing.T) Steady {
 		t.Fatalf("install + enable ran %v", harness.Verbs(results))
 	}
 	env := agentEnv(last.Env)
+	// IMDS: every request, which must all be token requests (the fast
+	// path's one identity check per enable).
 	counts := func() (repo, imds int) { return len(w.Net.Repo.Requests()), len(w.Net.IMDS.Requests()) }
+	tokens := w.Net.IMDS.TokenRequests
 	statusFile := w.Root.Path(h.Dir + "/status/0.status")
 	statusBefore, err := os.ReadFile(statusFile)
 	if err != nil {
@@ -544,6 +553,7 @@ func runSteady(t *testing.T) Steady {
 		directEnable()
 	}
 	repo0, imds0 := counts()
+	tokens0 := tokens()
 	for range noopRuns {
 		s.NoopEnableAgentMS = append(s.NoopEnableAgentMS, msOf(agentEnable().Duration))
 		d := directEnable()
@@ -551,9 +561,10 @@ func runSteady(t *testing.T) Steady {
 		s.NoopEnableCPUMS = append(s.NoopEnableCPUMS, msOf(d.cpu))
 	}
 	repo1, imds1 := counts()
-	s.NoopRepoRequests, s.NoopIMDSRequests = repo1-repo0, imds1-imds0
-	if n := s.NoopRepoRequests + s.NoopIMDSRequests; n != 0 {
-		t.Errorf("no-op enables made %d network requests (repository %d, IMDS %d)", n, s.NoopRepoRequests, s.NoopIMDSRequests)
+	s.NoopRepoRequests, s.NoopIMDSRequests, s.NoopEnables = repo1-repo0, imds1-imds0, 2*noopRuns
+	if s.NoopRepoRequests != 0 || s.NoopIMDSRequests != s.NoopEnables || tokens()-tokens0 != s.NoopEnables {
+		t.Errorf("%d no-op enables made %d repository requests (want 0) and %d IMDS requests, %d of them token requests (want one token request each)",
+			s.NoopEnables, s.NoopRepoRequests, s.NoopIMDSRequests, tokens()-tokens0)
 	}
 	statusAfter, _ := os.ReadFile(statusFile)
 	s.NoopStatusUnchanged = bytes.Equal(statusBefore, statusAfter)

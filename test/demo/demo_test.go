@@ -131,7 +131,7 @@ func runDemo(t *testing.T) {
 	before := w.Requests()
 	res, _ = w.Agent.Restart(ctx, h, 0)
 	step("VM reboot / agent restart (enable again, same sequence number)", res, h, 0)
-	n.say("  network requests during this enable: %d", w.Requests()-before)
+	n.say("  network requests during this enable: %d (the identity check: one IMDS token request)", w.Requests()-before)
 
 	mirror := map[string]any{"repositoryUrl": "https://mirror.example.test", "signingKeyFingerprints": []string{w.Fx.KeyFingerprint}}
 	res, _ = w.Agent.Apply(ctx, h, 1, mirror)

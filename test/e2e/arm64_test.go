@@ -17,7 +17,7 @@ import (
 // handler, apt, dpkg, dnf, rpm and the packages' scripts) runs under
 // qemu-user through binfmt_misc; sandbox.RunIsolatedOn skips, or with
 // AADSSH_E2E_REQUIRED=1 fails, when the machine cannot do that.
-var arm64Image = sandbox.ImageSpec{Arch: "arm64"}
+var arm64Image = sandbox.LookAlikeImage.On("arm64")
 
 // handlerLog is the handler's log inside a root.
 const handlerLog = "/var/log/azure/" + handlerName + "/handler.log"

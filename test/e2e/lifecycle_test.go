@@ -40,13 +40,19 @@ func TestLifecycle(t *testing.T) {
 				// 2. The same goal state again (agent restart, reboot, another
 				// extension's goal state): enable only, nothing to do, no
 				// network, status still correct.
-				before := w.Requests()
+				// The only request is the identity check: one IMDS token
+				// request per enable (it may have been removed since).
+				before, tokens := len(w.Net.Repo.Requests()), w.Net.IMDS.TokenRequests()
+				imdsBefore := len(w.Net.IMDS.Requests())
 				res = w.MustApply(h, 0, w.Pinned())
 				if lastExit(t, res, agentsim.Enable) != 0 || len(res) != 1 {
 					t.Fatalf("repeated goal state ran %v", verbs(res))
 				}
-				if w.Requests() != before {
-					t.Errorf("a no-op enable reached the network: %d requests", w.Requests()-before)
+				if n := len(w.Net.Repo.Requests()) - before; n != 0 {
+					t.Errorf("a no-op enable reached the repository: %d requests", n)
+				}
+				if n, all := w.Net.IMDS.TokenRequests()-tokens, len(w.Net.IMDS.Requests())-imdsBefore; n != 1 || all != 1 {
+					t.Errorf("a no-op enable made %d IMDS requests, %d token requests; want exactly one token request", all, n)
 				}
 				w.WantStatus(h, 0, "success", 0)
 				res, err := w.Agent.Restart(ctx, h, 0)
@@ -62,8 +68,8 @@ func TestLifecycle(t *testing.T) {
 				if got := w.Mrseq(h); got != "1" {
 					t.Errorf("mrseq = %q, want 1", got)
 				}
-				if w.Requests() != before {
-					t.Errorf("an enable with unchanged settings reached the network")
+				if len(w.Net.Repo.Requests()) != before {
+					t.Errorf("an enable with unchanged settings reached the repository")
 				}
 
 				// 4. Update to the next build: old disable, new update, old
@@ -227,6 +233,7 @@ func TestBadSettings(t *testing.T) {
 		{map[string]any{"repositoryURL": "https://x.example"}, "repositoryURL"},
 		{map[string]any{"repositoryUrl": "http://mirror.example.test"}, "repositoryUrl"},
 		{map[string]any{"signingKeyFingerprints": []string{"not-hex"}}, "signingKeyFingerprints"},
+		{map[string]any{"aadsshloginVersion": "-o APT::Get::AllowUnauthenticated=1"}, "aadsshloginVersion"},
 		{"a string", "publicSettings"},
 	}
 	sandbox.RunIsolated(t, func(t *testing.T) {
@@ -269,6 +276,33 @@ func TestSELinuxPolicyInstalled(t *testing.T) {
 		st := w.WantStatus(h, 0, "success", 0)
 		if !strings.Contains(st.Message, "SELinux") {
 			t.Errorf("status does not mention the SELinux module: %q", st.Message)
+		}
+		if sub, ok := st.Find("SELinux"); ok {
+			t.Errorf("an SELinux warning without an enforcing policy: %+v", sub)
+		}
+	})
+}
+
+// TestSELinuxSessionDomainWarning: on an enforcing machine whose loaded
+// policy defines sshd_session_t (RHEL 10), the install succeeds and the
+// status carries the SELinux warning with its remedy. The root has no
+// selinuxfs of its own: /sys/fs/selinux/enforce says "enforcing", and a
+// plain context file accepts every context as a loaded policy that defines
+// it would. On the machine without them (TestSELinuxPolicyInstalled's), no
+// warning: what cannot be determined is never reported as a problem.
+func TestSELinuxSessionDomainWarning(t *testing.T) {
+	sandbox.RunIsolated(t, func(t *testing.T) {
+		w := newWorld(t, "rhel-10.1", sandbox.NetworkOptions{})
+		w.Root.InstallLocalPackage(t, w.Fx.RPM("selinux-policy-targeted", "38.1.35"))
+		w.Root.WriteFile("/sys/fs/selinux/enforce", "1", 0o644)
+		w.Root.WriteFile("/sys/fs/selinux/context", "", 0o644)
+		h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+		w.MustApply(h, 0, w.Pinned())
+		st := w.WantStatus(h, 0, "success", 0)
+		sub, ok := st.Find("SELinux")
+		if !ok || sub.Status != "warning" || !strings.Contains(sub.Message, "sshd_session_t") ||
+			!strings.Contains(sub.Message, "semanage permissive -a sshd_session_t") {
+			t.Fatalf("no SELinux warning with the remedy: %+v", st)
 		}
 	})
 }

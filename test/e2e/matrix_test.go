@@ -21,6 +21,9 @@ type matrixCase struct {
 	prepare  func(w *world)
 	// fallback: the distro's own folder is missing (404/403) or empty.
 	note string
+	// unlisted: outside Microsoft's published table (a rebuild it does not
+	// name, or a release newer than the table): a warning substatus.
+	unlisted bool
 }
 
 var matrix = []matrixCase{
@@ -29,12 +32,27 @@ var matrix = []matrixCase{
 	{distro: "ubuntu-24.04", repoFile: aptList, repoURL: pmc + "/repos/microsoft-ubuntu-noble-prod noble main"},
 	{distro: "debian-9", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-stretch-prod stretch main"},
 	{distro: "debian-12", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-bookworm-prod bookworm main"},
+	{distro: "debian-11-real", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-bullseye-prod bullseye main",
+		note: "a real Debian 11 root: its own apt 2.2, dpkg and OpenSSH 8.4"},
+	{distro: "debian-12-real", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-bookworm-prod bookworm main",
+		note: "a real Debian 12 root: its own apt 2.6, dpkg and OpenSSH 9.2"},
+	{distro: "debian-13-real", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-trixie-prod trixie main", unlisted: true,
+		note: "a real Debian 13 root: apt 3.0 with sqv, dpkg 1.22 and OpenSSH 10; newer than the table"},
+	// Newer than the table: installed because the release's own repository
+	// (signed with the second key) offers aadsshlogin.
+	{distro: "debian-13", repoFile: aptList, repoURL: pmc + "/repos/microsoft-debian-trixie-prod trixie main", unlisted: true},
+	{distro: "ubuntu-25.10", repoFile: aptList, repoURL: pmc + "/repos/microsoft-ubuntu-questing-prod questing main", unlisted: true},
 	{distro: "rhel-7.9", repoFile: yumRepo, repoURL: pmc + "/rhel/7/prod/"},
 	{distro: "rhel-8.10", repoFile: yumRepo, repoURL: pmc + "/rhel/8/prod/"},
 	{distro: "rhel-9.4", repoFile: yumRepo, repoURL: pmc + "/rhel/9/prod/"},
 	{distro: "almalinux-9.4", repoFile: yumRepo, repoURL: pmc + "/almalinux/9/prod/"},
 	{distro: "rocky-9.4", repoFile: yumRepo, repoURL: pmc + "/rhel/9/prod/", note: "empty /rocky/9/prod falls back to RHEL"},
 	{distro: "ol-8.10", repoFile: yumRepo, repoURL: pmc + "/rhel/8/prod/", note: "/ol/ answers 403, falls back to RHEL"},
+	// RHEL 10 and its rebuilds: repositories signed with the second key.
+	{distro: "rhel-10.1", repoFile: yumRepo, repoURL: pmc + "/rhel/10/prod/"},
+	{distro: "almalinux-10.0", repoFile: yumRepo, repoURL: pmc + "/almalinux/10/prod/", unlisted: true},
+	{distro: "rocky-10.0", repoFile: yumRepo, repoURL: pmc + "/rhel/10/prod/", unlisted: true, note: "empty /rocky/10/prod falls back to RHEL"},
+	{distro: "ol-10.0", repoFile: yumRepo, repoURL: pmc + "/rhel/10/prod/", unlisted: true, note: "/ol/ answers 403, falls back to RHEL"},
 	{distro: "sles-12.5", repoFile: zypRepo, repoURL: pmc + "/sles/12/prod/", pinned: true},
 	{distro: "sles-15.5", repoFile: zypRepo, repoURL: pmc + "/sles/15/prod/", pinned: true},
 	{distro: "sles-15.6", repoFile: zypRepo, repoURL: pmc + "/sles/15/prod/"},
@@ -83,6 +101,13 @@ func TestSupportedDistributions(t *testing.T) {
 				if !w.Wired() {
 					t.Errorf("sshd/NSS not wired after install")
 				}
+				rel, hasRel := st.Find("Release")
+				switch {
+				case c.unlisted && (!hasRel || rel.Status != "warning" || !strings.Contains(rel.Message, "published support table")):
+					t.Errorf("no warning that the release is outside Microsoft's table: %+v", st)
+				case !c.unlisted && hasRel:
+					t.Errorf("a listed release got the Release warning: %+v", rel)
+				}
 
 				if c.repoFile == "" {
 					for _, f := range []string{aptList, yumRepo, zypRepo} {
@@ -103,9 +128,12 @@ func TestSupportedDistributions(t *testing.T) {
 					if !strings.Contains(repo, "signed-by=/etc/apt/keyrings/microsoft-aadsshlogin.gpg") {
 						t.Errorf("apt source is not bound to our keyring:\n%s", repo)
 					}
+					// Both pinned keys are served, so both are trusted.
 					key := w.Root.ReadFile(harness.AptKeyring)
-					if k, err := keys.Trust([]byte(key), "keyring", []string{w.Fx.KeyFingerprint}); err != nil || len(k.Fingerprints) != 1 {
-						t.Errorf("the keyring does not hold exactly the pinned key: %v", err)
+					fps, err := keys.FingerprintsOf([]byte(key))
+					slices.Sort(fps)
+					if want := slices.Sorted(slices.Values(w.PinnedFingerprints())); err != nil || !slices.Equal(fps, want) {
+						t.Errorf("the keyring holds %v (%v), want exactly the pinned keys %v", fps, err, w.PinnedFingerprints())
 					}
 				} else {
 					for _, want := range []string{"gpgcheck=1", "repo_gpgcheck=1", "gpgkey=file:///etc/pki/rpm-gpg/microsoft-aadsshlogin.asc"} {
@@ -113,9 +141,10 @@ func TestSupportedDistributions(t *testing.T) {
 							t.Errorf("%s lacks %q:\n%s", c.repoFile, want, repo)
 						}
 					}
-					id := strings.ToLower(w.Fx.KeyFingerprint[len(w.Fx.KeyFingerprint)-8:])
-					if _, _, code := w.Root.Exec(t.Context(), nil, "rpm", "-q", "gpg-pubkey-"+id); code != 0 {
-						t.Errorf("key %s not imported into the rpm database", id)
+					for _, fp := range w.PinnedFingerprints() {
+						if !w.RPMTrusts(fp) {
+							t.Errorf("key %s not imported into the rpm database", fp)
+						}
 					}
 				}
 			})
@@ -126,7 +155,7 @@ func TestSupportedDistributions(t *testing.T) {
 // TestUnsupportedDistributions: exit 51 naming what was detected, and the
 // machine is left exactly as it was.
 func TestUnsupportedDistributions(t *testing.T) {
-	for _, distro := range []string{"fedora-40", "ubuntu-14.04", "debian-13"} {
+	for _, distro := range []string{"fedora-40", "ubuntu-14.04"} {
 		t.Run(distro, func(t *testing.T) {
 			sandbox.RunIsolated(t, func(t *testing.T) {
 				w := newWorld(t, distro, sandbox.NetworkOptions{})
@@ -157,7 +186,7 @@ func TestUnsupportedDistributions(t *testing.T) {
 // packages.microsoft.com (here the fake) and trusts only Microsoft's
 // fingerprint, so the fixture key must be refused and nothing changed.
 func TestDefaultKeyIsPinned(t *testing.T) {
-	for _, distro := range []string{"ubuntu-22.04", "rhel-9.4"} {
+	for _, distro := range []string{"ubuntu-22.04", "rhel-9.4", "rhel-10.1"} {
 		t.Run(distro, func(t *testing.T) {
 			sandbox.RunIsolated(t, func(t *testing.T) {
 				w := newWorld(t, distro, sandbox.NetworkOptions{})
@@ -171,15 +200,80 @@ func TestDefaultKeyIsPinned(t *testing.T) {
 					t.Fatalf("install exit %d, want 25", got)
 				}
 				st := w.WantStatus(h, 0, "error", 25)
-				if !strings.Contains(st.Message, w.Fx.KeyFingerprint) || !strings.Contains(st.Message, "BC528686B50D79E339D3721CEB3E94ADBE1229CF") {
-					t.Errorf("message should name the key's fingerprint and the pinned one: %q", st.Message)
+				// RHEL 10's repository is signed with the second key: only
+				// that one is asked for.
+				served, file, other := w.Fx.KeyFingerprint, "/keys/microsoft.asc", "/keys/microsoft-2025.asc"
+				if distro == "rhel-10.1" {
+					served, file, other = w.Fx.Key2025Fingerprint, other, file
 				}
-				if !slices.Contains(w.Net.Repo.Requests(), "/keys/microsoft.asc") {
-					t.Errorf("the default key URL was not used: %v", w.Net.Repo.Requests())
+				if !strings.Contains(st.Message, served) || !strings.Contains(st.Message, "BC528686B50D79E339D3721CEB3E94ADBE1229CF") ||
+					!strings.Contains(st.Message, "AA86F75E427A19DD33346403EE4D7792F748182B") {
+					t.Errorf("message should name the served key's fingerprint and both pinned ones: %q", st.Message)
+				}
+				if reqs := w.Net.Repo.Requests(); !slices.Contains(reqs, file) || slices.Contains(reqs, other) {
+					t.Errorf("requests %v: want %s and not %s", reqs, file, other)
 				}
 				w.WantUnchangedSince(before)
 				if w.Installed("aadsshlogin") != "" {
 					t.Error("aadsshlogin installed anyway")
+				}
+			})
+		})
+	}
+}
+
+// TestNewerReleaseWithoutPackageRefused: a release newer than the table
+// whose repository is missing (SLES 16 here) or has no aadsshlogin (Ubuntu
+// 26.04 here) is refused with 51, naming the release and the repository
+// asked, and nothing is left behind: no repository file, no key, no
+// package, no marker. Only the repository's package list was asked for.
+func TestNewerReleaseWithoutPackageRefused(t *testing.T) {
+	cases := []struct {
+		distro, asked, why string
+	}{
+		{"ubuntu-26.04", "/repos/microsoft-ubuntu-resolute-prod/dists/resolute/main/binary-amd64/Packages.gz", "has no aadsshlogin package"},
+		{"sles-16.0", "/sles/16/prod/repodata/repomd.xml", "answered HTTP 404"},
+	}
+	for _, c := range cases {
+		t.Run(c.distro, func(t *testing.T) {
+			sandbox.RunIsolated(t, func(t *testing.T) {
+				w := newWorld(t, c.distro, sandbox.NetworkOptions{})
+				h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+				before := w.Baseline()
+				res, err := w.Apply(h, 0, w.Pinned())
+				if err == nil {
+					t.Fatal("install succeeded without a repository that offers aadsshlogin")
+				}
+				if got := lastExit(t, res, agentsim.Install); got != 51 {
+					t.Fatalf("install exit %d, want 51", got)
+				}
+				st := w.WantStatus(h, 0, "error", 51)
+				name := w.Root.Spec.Field("PRETTY_NAME")
+				if !strings.Contains(st.Message, name) || !strings.Contains(st.Message, pmc+strings.TrimSuffix(c.asked, "repodata/repomd.xml")) ||
+					!strings.Contains(st.Message, c.why) || !strings.Contains(st.Message, "Nothing was changed") {
+					t.Errorf("message should name %q, the repository asked (%s) and why (%s): %q", name, c.asked, c.why, st.Message)
+				}
+				w.WantUnchangedSince(before)
+				for _, p := range []string{aptList, yumRepo, zypRepo, harness.AptKeyring, "/etc/pki/rpm-gpg/microsoft-aadsshlogin.asc"} {
+					if w.Root.Exists(p) {
+						t.Errorf("%s left behind", p)
+					}
+				}
+				for _, fp := range w.PinnedFingerprints() {
+					if w.Root.Spec.Family == "rpm" && w.RPMTrusts(fp) {
+						t.Errorf("key %s left in the rpm database", fp)
+					}
+				}
+				var keyRequests []string
+				asked := false
+				for _, r := range w.Net.Repo.Requests() {
+					if strings.HasPrefix(r, "/keys/") {
+						keyRequests = append(keyRequests, r)
+					}
+					asked = asked || r == c.asked
+				}
+				if !asked || len(keyRequests) != 0 {
+					t.Errorf("requests %v: want %s asked and no key downloaded", w.Net.Repo.Requests(), c.asked)
 				}
 			})
 		})

@@ -156,8 +156,11 @@ func (f *fx) deb() bool { return f.Root.Spec.Family == "deb" }
 
 // repoFile and keyring are what the handler writes on this family.
 func (f *fx) repoFile() string {
-	if f.deb() {
+	switch {
+	case f.deb():
 		return harness.AptList
+	case f.Root.Spec.Manager == "zypper":
+		return harness.ZypperRepo
 	}
 	return harness.YumRepo
 }

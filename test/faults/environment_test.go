@@ -3,6 +3,7 @@ package faults
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"os"
 	"path"
@@ -42,9 +43,11 @@ func TestHandlerEnvironment(t *testing.T) {
 	for i := range garbage {
 		garbage[i] = byte(i*131 + 7)
 	}
-	protected := `{"runtimeSettings": [{"handlerSettings": {"publicSettings": {}, "protectedSettings": "` +
-		base64.StdEncoding.EncodeToString([]byte("0\x82\x01\x00not really CMS but never decrypted")) +
-		`", "protectedSettingsCertThumbprint": "89ABCDEF0123456789ABCDEF0123456789ABCDEF"}}]}`
+	protected := func(public []byte) string {
+		return `{"runtimeSettings": [{"handlerSettings": {"publicSettings": ` + string(public) + `, "protectedSettings": "` +
+			base64.StdEncoding.EncodeToString([]byte("0\x82\x01\x00not really CMS but never decrypted")) +
+			`", "protectedSettingsCertThumbprint": "89ABCDEF0123456789ABCDEF0123456789ABCDEF"}}]}`
+	}
 
 	runCases(t, []faultCase{
 		{
@@ -74,8 +77,18 @@ func TestHandlerEnvironment(t *testing.T) {
 		{
 			Name:   "protected-settings-certificate-missing",
 			Fault:  "protected settings encrypted for a certificate the agent did not store",
-			Expect: "exit 53 naming the certificate thumbprint, machine unchanged",
-			Run:    badInput("config/0.settings", []byte(protected), 53, "89ABCDEF0123456789ABCDEF0123456789ABCDEF"),
+			Expect: "success: no setting of ours is protected, so they are never decrypted and the missing certificate does not matter",
+			Run: func(t *testing.T, f *fx) {
+				public, err := json.Marshal(f.pinned())
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Root.WriteFile(path.Join(f.h.Dir, "config/0.settings"), protected(public), 0o600)
+				if r := f.run(agentsim.Install, 0); r.ExitCode != 0 {
+					t.Errorf("install exit code %d, want 0:\n%s", r.ExitCode, r.Output)
+				}
+				f.wantHealthy(0)
+			},
 		},
 		{
 			Name:   "config-folder-missing",

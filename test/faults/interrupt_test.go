@@ -139,6 +139,9 @@ func agentTimeout(t *testing.T, f *fx) {
 	if st.Missing || st.Status != "transitioning" {
 		t.Errorf("status for seq 0 after the kill mid-install: missing %v, %q; want a transitioning status written by the handler", st.Missing, st.Status)
 	}
+	// The kill came after the pause: the units the next run must start
+	// again were really stopped.
+	f.wantUnitsPaused()
 
 	f.Net.Repo.SetOptions(sandbox.RepoOptions{})
 	f.Agent.Timeouts = nil

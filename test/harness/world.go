@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aadsshlogin/handler/installer/keys"
 	"github.com/aadsshlogin/handler/test/agentsim"
 	"github.com/aadsshlogin/handler/test/fixtures"
 	"github.com/aadsshlogin/handler/test/sandbox"
@@ -28,22 +30,27 @@ type World struct {
 // NewWorld must be called inside sandbox.RunIsolated.
 func NewWorld(t *testing.T, distro string, o sandbox.NetworkOptions) *World {
 	t.Helper()
-	return NewWorldOn(t, sandbox.Image(t), distro, o)
+	return NewWorldOn(t, "", distro, o)
 }
 
 // NewWorldOn is NewWorld on the image rootfs (the one sandbox.RunIsolatedOn
-// hands its function, e.g. the arm64 image).
+// hands its function, e.g. the arm64 image). An empty image means the one
+// the distribution is made from on this host (sandbox.ImageFor): the
+// look-alike image, or a real Debian root.
 func NewWorldOn(t *testing.T, image, distro string, o sandbox.NetworkOptions) *World {
 	t.Helper()
 	spec, ok := sandbox.Distros[distro]
 	if !ok {
-		t.Fatalf("no distro look-alike %q", distro)
+		t.Fatalf("no distro look-alike or real root %q", distro)
 	}
 	if o.IMDS.AzEnvironment == "" {
 		o.IMDS.AzEnvironment = "AzurePublicCloud"
 	}
 	fx := fixtures.Get(t)
 	n := sandbox.StartNetwork(t, fx, o)
+	if image == "" {
+		image = sandbox.ImageFor(t, spec)
+	}
 	root := sandbox.NewRoot(t, image, spec, n)
 	return &World{
 		T: t, Fx: fx, Net: n, Root: root, Zips: LoadZips(t),
@@ -51,10 +58,17 @@ func NewWorldOn(t *testing.T, image, distro string, o sandbox.NetworkOptions) *W
 	}
 }
 
-// Pinned are the settings that trust the fixture key instead of
-// Microsoft's (the same knob a mirror user sets).
+// Pinned are the settings that trust the fixture keys (the stand-ins for
+// microsoft.asc and microsoft-2025.asc) instead of Microsoft's: the same
+// knob a mirror user sets.
 func (w *World) Pinned() map[string]any {
-	return map[string]any{"signingKeyFingerprints": []string{w.Fx.KeyFingerprint}}
+	return map[string]any{"signingKeyFingerprints": w.PinnedFingerprints()}
+}
+
+// PinnedFingerprints are the fixture keys' fingerprints, as Pinned lists
+// them.
+func (w *World) PinnedFingerprints() []string {
+	return []string{w.Fx.KeyFingerprint, w.Fx.Key2025Fingerprint}
 }
 
 // Deploy extracts a zip into the agent's folder.
@@ -163,6 +177,19 @@ func (w *World) Installed(pkg string) string {
 		return ""
 	}
 	return strings.TrimSpace(out)
+}
+
+// RPMTrusts reports whether the root's rpm database holds the key with
+// exactly this fingerprint (read from the keys rpm stores, not from the
+// 32-bit short id in the entry's name).
+func (w *World) RPMTrusts(fp string) bool {
+	w.T.Helper()
+	out, _, code := w.Root.Exec(context.Background(), nil, "rpm", "-q", "gpg-pubkey", "--qf", "%{DESCRIPTION}\n")
+	if code != 0 {
+		return false
+	}
+	fps, err := keys.FingerprintsOf([]byte(out))
+	return err == nil && slices.Contains(fps, fp)
 }
 
 // Wired checks what aadsshlogin's scripts did, as a user would see it.

@@ -5,10 +5,19 @@ import (
 	"strings"
 )
 
-// DistroSpec describes a distribution look-alike built on the Debian image.
+// DistroSpec describes a distribution look-alike built on the Debian image,
+// or (Suite set) a real Debian root.
 type DistroSpec struct {
-	Name      string // "ubuntu-22.04", "rhel-9.4", ...
-	OSRelease string // full /etc/os-release content
+	Name string // "ubuntu-22.04", "rhel-9.4", "debian-13-real", ...
+	// Suite, when set, means a real Debian root of this suite ("bullseye",
+	// "bookworm", "trixie"), built with mmdebstrap (RealImage), instead of
+	// the look-alike: its own os-release and identity files are kept (NewRoot
+	// checks that they match OSRelease), and its apt, dpkg and OpenSSH are
+	// that release's.
+	Suite string
+	// OSRelease is the full /etc/os-release content written into a
+	// look-alike, or the content expected of a real root.
+	OSRelease string
 	Family    string // "deb" or "rpm"
 	// Manager is the package manager the real distribution uses: "apt",
 	// "dnf", "yum", "tdnf" or "zypper" (yum and tdnf are dnf symlinks here).
@@ -101,7 +110,16 @@ func suse(name, releasever string, kv ...string) DistroSpec {
 	return DistroSpec{Name: name, Family: "rpm", Manager: "zypper", ReleaseVer: releasever, OSRelease: osRelease(kv...)}
 }
 
-// Distros are the look-alikes tests can ask for (read-only).
+// realDebian is a real Debian root of the suite, named debian-<version>-real.
+func realDebian(version, codename string) DistroSpec {
+	d := debian(version, codename)
+	d.Name += "-real"
+	d.Suite = codename
+	d.ReleaseFiles = nil
+	return d
+}
+
+// Distros are the look-alikes and real roots tests can ask for (read-only).
 var Distros = map[string]DistroSpec{
 	"ubuntu-14.04": ubuntu("14.04", "14.04.6", "", "Trusty Tahr"),
 	"ubuntu-16.04": ubuntu("16.04", "16.04.7", "xenial", "Xenial Xerus"),
@@ -109,10 +127,16 @@ var Distros = map[string]DistroSpec{
 	"ubuntu-20.04": ubuntu("20.04", "20.04.6", "focal", "Focal Fossa"),
 	"ubuntu-22.04": ubuntu("22.04", "22.04.4", "jammy", "Jammy Jellyfish"),
 	"ubuntu-24.04": ubuntu("24.04", "24.04.1", "noble", "Noble Numbat"),
+	"ubuntu-25.10": ubuntu("25.10", "25.10", "questing", "Questing Quokka"),
+	"ubuntu-26.04": ubuntu("26.04", "26.04", "resolute", "Resolute Raccoon"),
 	"debian-9":     debian("9", "stretch"),
 	"debian-11":    debian("11", "bullseye"),
 	"debian-12":    debian("12", "bookworm"),
 	"debian-13":    debian("13", "trixie"),
+	// Real Debian roots (their own apt 2.2, 2.6 and 3.0).
+	"debian-11-real": realDebian("11", "bullseye"),
+	"debian-12-real": realDebian("12", "bookworm"),
+	"debian-13-real": realDebian("13", "trixie"),
 	"rhel-7.9": rhelLike("rhel-7.9", "yum", "7", "Red Hat Enterprise Linux Server release 7.9 (Maipo)",
 		"NAME", `"Red Hat Enterprise Linux Server"`, "VERSION", `"7.9 (Maipo)"`, "ID", `"rhel"`, "ID_LIKE", `"fedora"`,
 		"VARIANT", `"Server"`, "VARIANT_ID", `"server"`, "VERSION_ID", `"7.9"`,
@@ -125,6 +149,22 @@ var Distros = map[string]DistroSpec{
 		"NAME", `"Red Hat Enterprise Linux"`, "VERSION", `"9.4 (Plow)"`, "ID", `"rhel"`, "ID_LIKE", `"fedora"`,
 		"VERSION_ID", `"9.4"`, "PLATFORM_ID", `"platform:el9"`, "PRETTY_NAME", `"Red Hat Enterprise Linux 9.4 (Plow)"`,
 		"CPE_NAME", `"cpe:/o:redhat:enterprise_linux:9::baseos"`),
+	"rhel-10.1": rhelLike("rhel-10.1", "dnf", "10", "Red Hat Enterprise Linux release 10.1 (Coughlan)",
+		"NAME", `"Red Hat Enterprise Linux"`, "VERSION", `"10.1 (Coughlan)"`, "ID", `"rhel"`, "ID_LIKE", `"centos fedora"`,
+		"VERSION_ID", `"10.1"`, "PLATFORM_ID", `"platform:el10"`, "PRETTY_NAME", `"Red Hat Enterprise Linux 10.1 (Coughlan)"`,
+		"CPE_NAME", `"cpe:/o:redhat:enterprise_linux:10::baseos"`),
+	"almalinux-10.0": rhelLike("almalinux-10.0", "dnf", "10", "AlmaLinux release 10.0 (Purple Lion)",
+		"NAME", `"AlmaLinux"`, "VERSION", `"10.0 (Purple Lion)"`, "ID", `"almalinux"`, "ID_LIKE", `"rhel centos fedora"`,
+		"VERSION_ID", `"10.0"`, "PLATFORM_ID", `"platform:el10"`, "PRETTY_NAME", `"AlmaLinux 10.0 (Purple Lion)"`,
+		"CPE_NAME", `"cpe:/o:almalinux:almalinux:10::baseos"`),
+	"rocky-10.0": rhelLike("rocky-10.0", "dnf", "10", "Rocky Linux release 10.0 (Red Quartz)",
+		"NAME", `"Rocky Linux"`, "VERSION", `"10.0 (Red Quartz)"`, "ID", `"rocky"`, "ID_LIKE", `"rhel centos fedora"`,
+		"VERSION_ID", `"10.0"`, "PLATFORM_ID", `"platform:el10"`, "PRETTY_NAME", `"Rocky Linux 10.0 (Red Quartz)"`,
+		"CPE_NAME", `"cpe:/o:rocky:rocky:10::baseos"`),
+	"ol-10.0": rhelLike("ol-10.0", "dnf", "10", "Red Hat Enterprise Linux release 10.0 (Coughlan)",
+		"NAME", `"Oracle Linux Server"`, "VERSION", `"10.0"`, "ID", `"ol"`, "ID_LIKE", `"fedora"`, "VARIANT", `"Server"`,
+		"VARIANT_ID", `"server"`, "VERSION_ID", `"10.0"`, "PLATFORM_ID", `"platform:el10"`,
+		"PRETTY_NAME", `"Oracle Linux Server 10.0"`, "CPE_NAME", `"cpe:/o:oracle:linux:10:0:server"`),
 	"centos-7": rhelLike("centos-7", "yum", "7", "CentOS Linux release 7.9.2009 (Core)",
 		"NAME", `"CentOS Linux"`, "VERSION", `"7 (Core)"`, "ID", `"centos"`, "ID_LIKE", `"rhel fedora"`,
 		"VERSION_ID", `"7"`, "PRETTY_NAME", `"CentOS Linux 7 (Core)"`, "CPE_NAME", `"cpe:/o:centos:centos:7"`),
@@ -149,6 +189,9 @@ var Distros = map[string]DistroSpec{
 	"sles-15.6": suse("sles-15.6", "15",
 		"NAME", `"SLES"`, "VERSION", `"15-SP6"`, "VERSION_ID", `"15.6"`, "PRETTY_NAME", `"SUSE Linux Enterprise Server 15 SP6"`,
 		"ID", `"sles"`, "ID_LIKE", `"suse"`, "ANSI_COLOR", `"0;32"`, "CPE_NAME", `"cpe:/o:suse:sles:15:sp6"`),
+	"sles-16.0": suse("sles-16.0", "16",
+		"NAME", `"SLES"`, "VERSION", `"16.0"`, "VERSION_ID", `"16.0"`, "PRETTY_NAME", `"SUSE Linux Enterprise Server 16.0"`,
+		"ID", `"sles"`, "ID_LIKE", `"suse"`, "ANSI_COLOR", `"0;32"`, "CPE_NAME", `"cpe:/o:suse:sles:16:16.0"`),
 	"opensuse-leap-15.5": suse("opensuse-leap-15.5", "15",
 		"NAME", `"openSUSE Leap"`, "VERSION", `"15.5"`, "ID", `"opensuse-leap"`, "ID_LIKE", `"suse opensuse"`,
 		"VERSION_ID", `"15.5"`, "PRETTY_NAME", `"openSUSE Leap 15.5"`, "ANSI_COLOR", `"0;32"`, "CPE_NAME", `"cpe:/o:opensuse:leap:15.5"`),

@@ -102,4 +102,23 @@ func TestImageSpecs(t *testing.T) {
 	if slices.Contains(host.buildTools(), "arch-test") {
 		t.Errorf("the host image does not need arch-test: %v", host.buildTools())
 	}
+	// One spec type and one key scheme for suites and architectures: the
+	// zero fields are the look-alike image's, the arch is always in the
+	// key, and a real root of another architecture is another entry.
+	if arm.Key() != LookAlikeImage.On("arm64").Key() {
+		t.Error("ImageSpec{Arch: arm64} is not the arm64 look-alike image")
+	}
+	if (ImageSpec{}).Key() != host.Key() || LookAlikeImage.Key() != host.Key() {
+		t.Error("the zero ImageSpec and LookAlikeImage are not the host's look-alike image")
+	}
+	if !slices.Contains(host.args(), "--arch="+runtime.GOARCH) {
+		t.Errorf("mmdebstrap options %v lack --arch=%s", host.args(), runtime.GOARCH)
+	}
+	real, realArm := RealImage("trixie"), RealImage("trixie").On("arm64")
+	if real.Key() == host.Key() || real.Key() == realArm.Key() || realArm.Key() == arm.Key() {
+		t.Error("real roots share a cache entry with another image")
+	}
+	if real.String() != "trixie/"+runtime.GOARCH || arm.String() != ImageSuite+"/arm64" {
+		t.Errorf("image names %q, %q", real, arm)
+	}
 }

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -32,6 +33,17 @@ const (
 	IdentitySlow
 	// IdentityGarbage answers 200 with a body that is not JSON.
 	IdentityGarbage
+	// IdentityUserAssignedOnly answers 200 with a token for a
+	// user-assigned identity (xms_mirid names
+	// Microsoft.ManagedIdentity/userAssignedIdentities/<name>), as IMDS
+	// does for a VM whose only identity is one user-assigned identity.
+	IdentityUserAssignedOnly
+)
+
+// Resource ids the fake IMDS puts into its tokens' xms_mirid claim.
+const (
+	SystemAssignedResourceID = "/subscriptions/00000000-0000-4000-8000-0000000000aa/resourcegroups/sandbox-rg/providers/Microsoft.Compute/virtualMachines/sandbox-vm"
+	UserAssignedResourceID   = "/subscriptions/00000000-0000-4000-8000-0000000000aa/resourcegroups/sandbox-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/sandbox-uai"
 )
 
 func (m IdentityMode) String() string {
@@ -48,6 +60,8 @@ func (m IdentityMode) String() string {
 		return "slow"
 	case IdentityGarbage:
 		return "garbage"
+	case IdentityUserAssignedOnly:
+		return "user-assigned-only"
 	}
 	return "IdentityMode(" + strconv.Itoa(int(m)) + ")"
 }
@@ -264,8 +278,12 @@ func (m *IMDS) token(w http.ResponseWriter, r *http.Request, rec RecordedRequest
 	}
 	now := time.Now().Unix()
 	resource := rec.Query.Get("resource")
+	mirid := SystemAssignedResourceID
+	if mode == IdentityUserAssignedOnly {
+		mirid = UserAssignedResourceID
+	}
 	writeJSON(w, http.StatusOK, map[string]string{
-		"access_token":   "fake-access-token-for-tests",
+		"access_token":   fakeJWT(resource, mirid, now),
 		"client_id":      "00000000-0000-4000-8000-000000000002",
 		"expires_in":     "86399",
 		"expires_on":     strconv.FormatInt(now+86399, 10),
@@ -275,4 +293,16 @@ func (m *IMDS) token(w http.ResponseWriter, r *http.Request, rec RecordedRequest
 		"token_type":     "Bearer",
 	})
 	return http.StatusOK
+}
+
+// fakeJWT is an unsigned token shaped like the ones IMDS hands out: the
+// handler reads only the payload's xms_mirid claim.
+func fakeJWT(resource, mirid string, now int64) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	payload, _ := json.Marshal(map[string]any{
+		"aud": resource, "iss": "https://sts.windows.net/00000000-0000-4000-8000-0000000000bb/",
+		"iat": now, "nbf": now, "exp": now + 86399,
+		"oid": "00000000-0000-4000-8000-000000000003", "xms_mirid": mirid,
+	})
+	return enc([]byte(`{"typ":"JWT","alg":"RS256"}`)) + "." + enc(payload) + "." + enc([]byte("fake-signature"))
 }

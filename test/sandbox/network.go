@@ -53,6 +53,9 @@ type RepoOptions struct {
 	OtherKey         bool              // serve fx.RepoDirOtherKey (metadata and keys/microsoft.asc from the other key)
 	HostDirs         map[string]string // Host name -> web root, overriding the default root for that name
 	PlainHTTP        bool              // also serve plain HTTP on 127.0.0.1:80
+	// Files are served at their URL path instead of the web root's file
+	// (e.g. Microsoft's real public keys at /keys/microsoft.asc).
+	Files map[string][]byte
 }
 
 // RepoRequest is one request the repository server saw.
@@ -267,6 +270,10 @@ func (s *RepoServer) serve(w http.ResponseWriter, r *http.Request) {
 		root = d
 	}
 	clean := path.Clean("/" + r.URL.Path)
+	if body, ok := o.Files[clean]; ok {
+		w.Write(body)
+		return
+	}
 	isPkg := strings.HasSuffix(clean, ".deb") || strings.HasSuffix(clean, ".rpm")
 	if isPkg && (o.TruncatePackages || o.CorruptPackages) {
 		data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(clean)))

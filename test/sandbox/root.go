@@ -122,7 +122,11 @@ func (r *Root) setup() error {
 			return fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
-	if err := r.writeIdentity(); err != nil {
+	if r.Spec.Suite != "" {
+		if err := r.checkRealIdentity(); err != nil {
+			return err
+		}
+	} else if err := r.writeIdentity(); err != nil {
 		return err
 	}
 	if err := r.writeHosts(); err != nil {
@@ -244,6 +248,18 @@ func (r *Root) writeIdentity() error {
 	return nil
 }
 
+// checkRealIdentity makes sure a real root is the release its spec names:
+// its own os-release must agree on ID, VERSION_ID and VERSION_CODENAME.
+func (r *Root) checkRealIdentity() error {
+	got := DistroSpec{OSRelease: r.ReadFile("/etc/os-release")}
+	for _, k := range []string{"ID", "VERSION_ID", "VERSION_CODENAME"} {
+		if got.Field(k) != r.Spec.Field(k) {
+			return fmt.Errorf("the real %s root's /etc/os-release has %s=%q, the spec %q", r.Spec.Suite, k, got.Field(k), r.Spec.Field(k))
+		}
+	}
+	return nil
+}
+
 func (r *Root) writeHosts() error {
 	var b strings.Builder
 	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\taadssh-sandbox\n")
@@ -344,6 +360,9 @@ func (r *Root) setupRPM() error {
 	fb := r.Net.Fixtures.FakeBaseFor(r.Arch, r.Spec.ReleaseVer)
 	if fb == "" {
 		return fmt.Errorf("no %s fakebase for releasever %q", r.Arch, r.Spec.ReleaseVer)
+	}
+	if err := r.writeRPMDefaults(); err != nil {
+		return err
 	}
 	return r.installPackage(fb, "--justdb")
 }

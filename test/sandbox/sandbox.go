@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/aadsshlogin/handler/test/fixtures"
+	"github.com/aadsshlogin/handler/test/require"
 )
 
 const (
@@ -36,27 +38,26 @@ const (
 	ChildEnv = "AADSSH_SANDBOX_CHILD"
 	// RequiredEnv=1 turns every skip for a missing prerequisite into a
 	// failure (CI sets it).
-	RequiredEnv = "AADSSH_E2E_REQUIRED"
+	RequiredEnv = require.Env
 	// IMDSAddr is the metadata service address added to lo in the child.
 	IMDSAddr = "169.254.169.254"
 
 	childStartMarker = "sandbox: isolated child running "
+	// needImageMarker, followed by a suite, is printed by a child that needs
+	// a real Debian root the cache does not hold yet (see ImageFor).
+	needImageMarker = "sandbox: isolated child needs the real image of "
 )
 
 // Isolated reports whether this process is the isolated child.
 func Isolated() bool { return os.Getenv(ChildEnv) != "" }
 
 // Required reports whether missing prerequisites must fail the test.
-func Required() bool { return os.Getenv(RequiredEnv) == "1" }
+func Required() bool { return require.Required() }
 
 // skipOrFail skips the test, or fails it when RequiredEnv is set.
 func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if Required() {
-		t.Fatalf("%s (%s=1, so this is a failure, not a skip)", msg, RequiredEnv)
-	}
-	t.Skip(msg)
+	require.SkipOrFail(t, format, args...)
 }
 
 // toolsAlways are needed by every isolated test; the others only to fill
@@ -106,7 +107,7 @@ func prerequisites(t testing.TB, img ImageSpec) {
 	}
 	if img.foreign() {
 		if err := CanRun(img.Arch); err != nil {
-			skipOrFail(t, "sandbox tests on the %s image run its programs through qemu-user: %v", img.Arch, err)
+			skipOrFail(t, "sandbox tests on the %s image run its programs through qemu-user: %v", img, err)
 		}
 	}
 }
@@ -125,7 +126,7 @@ func prepare(t testing.TB, img ImageSpec) {
 	fixtures.Get(t)
 	ImageOf(t, img)
 	if d := time.Since(start); d > time.Second {
-		t.Logf("sandbox: fixtures and %s image ready in %s", img.Arch, d.Round(time.Millisecond))
+		t.Logf("sandbox: fixtures and %s image ready in %s", img, d.Round(time.Millisecond))
 	}
 }
 
@@ -169,7 +170,22 @@ func runIsolated(t *testing.T, img ImageSpec, fn func(t *testing.T, image string
 	}
 	prerequisites(t, img)
 	prepare(t, img)
-	runChild(t)
+	needs := runChild(t, false)
+	if len(needs) == 0 {
+		return
+	}
+	// The child asked for real Debian roots that are not cached: build
+	// them here (the child has no network) and run the test once more.
+	for _, tool := range toolsImage {
+		if _, err := exec.LookPath(tool); err != nil {
+			skipOrFail(t, "the real Debian roots (%s) are built with %s, which is missing (apt-get install -y mmdebstrap zstd)", strings.Join(needs, ", "), tool)
+		}
+	}
+	t.Logf("sandbox: the isolated child needs the real %s root(s); building and running the test again", strings.Join(needs, ", "))
+	for _, suite := range needs {
+		ImageOf(t, RealImage(suite))
+	}
+	runChild(t, true)
 }
 
 // runPattern builds the -test.run pattern selecting exactly name.
@@ -181,7 +197,10 @@ func runPattern(name string) string {
 	return strings.Join(parts, "/")
 }
 
-func runChild(t *testing.T) {
+// runChild runs the test in the isolated child. When the child reports that
+// it needs real images (needImageMarker) and this is not the last attempt,
+// it returns their suites instead of failing t.
+func runChild(t *testing.T, last bool) (needs []string) {
 	t.Helper()
 	args := []string{"-test.run=" + runPattern(t.Name()), "-test.v=true", "-test.count=1"}
 	if f := flag.Lookup("test.timeout"); f != nil && f.Value.String() != "" && f.Value.String() != "0s" {
@@ -241,6 +260,11 @@ func runChild(t *testing.T) {
 				skipped = true
 			case strings.Contains(trimmed, "no tests to run"):
 				noTests = true
+			case strings.HasPrefix(trimmed, needImageMarker):
+				suite := strings.TrimPrefix(trimmed, needImageMarker)
+				if !slices.Contains(needs, suite) {
+					needs = append(needs, suite)
+				}
 			}
 			t.Log("│ " + line)
 		})
@@ -251,6 +275,8 @@ func runChild(t *testing.T) {
 	switch {
 	case ctx.Err() != nil:
 		t.Fatalf("sandbox: isolated child killed at the test deadline: %v", ctx.Err())
+	case len(needs) > 0 && !last:
+		return needs
 	case waitErr != nil:
 		t.Fatalf("sandbox: isolated child failed: %v", waitErr)
 	case noTests || !started:
@@ -258,6 +284,7 @@ func runChild(t *testing.T) {
 	case skipped:
 		t.Skip("sandbox: skipped in the isolated child (see above)")
 	}
+	return nil
 }
 
 func relay(r io.Reader, fn func(string)) {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -19,6 +20,11 @@ import (
 
 // SnapshotIncludes are the trees a Snapshot covers.
 var SnapshotIncludes = []string{"/etc", "/usr", "/var/lib"}
+
+// SnapshotFiles are single files a Snapshot covers although an exclude
+// would skip them: the version marker the handler shares with 1.0.2385.1
+// lives among the logs, and "machine unchanged" must include it.
+var SnapshotFiles = []string{"/var/log/AADSSHLoginForLinux.version"}
 
 // SnapshotExcludes are skipped (caches, logs and runtime noise).
 var SnapshotExcludes = []string{
@@ -85,6 +91,9 @@ func statePath(host string) (fileState, error) {
 }
 
 func tracked(p string) bool {
+	if slices.Contains(SnapshotFiles, p) {
+		return true
+	}
 	for _, x := range SnapshotExcludes {
 		if p == x || strings.HasPrefix(p, x+"/") {
 			return false
@@ -159,7 +168,7 @@ func (r *Root) snapshot() (Snapshot, error) {
 }
 
 func isAncestorOfTracked(p string) bool {
-	for _, in := range SnapshotIncludes {
+	for _, in := range append(slices.Clone(SnapshotIncludes), SnapshotFiles...) {
 		if strings.HasPrefix(in, p+"/") {
 			return true
 		}

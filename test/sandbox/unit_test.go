@@ -70,3 +70,31 @@ func TestDistros(t *testing.T) {
 		t.Errorf("sles-12.5 VERSION_ID %q", got)
 	}
 }
+
+func TestRealDistros(t *testing.T) {
+	keys := map[string]string{LookAlikeImage.Key(): "look-alike"}
+	for _, c := range []struct{ name, suite, version string }{
+		{"debian-11-real", "bullseye", "11"}, {"debian-12-real", "bookworm", "12"}, {"debian-13-real", "trixie", "13"},
+	} {
+		d, ok := Distros[c.name]
+		if !ok {
+			t.Fatalf("no %s", c.name)
+		}
+		if d.Suite != c.suite || d.Field("VERSION_CODENAME") != c.suite || d.Field("VERSION_ID") != c.version || d.Manager != "apt" {
+			t.Errorf("%s: suite %q, os-release %q", c.name, d.Suite, d.OSRelease)
+		}
+		if len(d.ReleaseFiles) != 0 {
+			t.Errorf("%s: a real root keeps its own identity files, spec has %v", c.name, d.ReleaseFiles)
+		}
+		k := RealImage(d.Suite).Key()
+		if other, dup := keys[k]; dup {
+			t.Errorf("%s shares the image key %s with %s", c.name, k, other)
+		}
+		keys[k] = c.name
+	}
+	for name, d := range Distros {
+		if d.Suite != "" && !strings.HasSuffix(name, "-real") {
+			t.Errorf("%s is a real root but not named -real", name)
+		}
+	}
+}
