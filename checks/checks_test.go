@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aadsshlogin/handler/distro"
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/sysroot"
 )
@@ -128,7 +129,7 @@ func TestPreflightObsolete(t *testing.T) {
 		t.Fatal(err)
 	}
 	for kind, want := range wants {
-		err := pre.Obsolete(kind)
+		err := pre.Obsolete(distro.PackageManager(kind))
 		code, msg := failureCode(t, err)
 		if code != failure.ObsoleteExtension || !strings.Contains(msg, want) ||
 			!strings.Contains(msg, "az vm extension delete") || !strings.Contains(msg, "aadlogin 1.0.016050002") {

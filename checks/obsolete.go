@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/aadsshlogin/handler/distro"
 	"github.com/aadsshlogin/handler/failure"
 )
 
@@ -43,7 +44,7 @@ func QueryPreflight(ctx context.Context, q PackageQuerier) (Preflight, error) {
 // users are logged in and may need forcing, which is the owner's call. The
 // message gives Microsoft's documented steps for the package manager kind
 // ("apt", "dnf", "yum", "zypper", "tdnf").
-func (p Preflight) Obsolete(pmKind string) error {
+func (p Preflight) Obsolete(pmKind distro.PackageManager) error {
 	var found []string
 	for _, name := range obsoleteNames {
 		if version, ok := p[name]; ok {
@@ -74,16 +75,16 @@ func (p Preflight) OpenSSHVersion() string {
 
 // removalSteps returns the on-VM commands, including the forced variant the
 // documentation gives for when logged-in Entra users block the removal.
-func removalSteps(pmKind string) string {
+func removalSteps(pmKind distro.PackageManager) string {
 	const rpmForce = "If that fails because Entra users are logged in, force it: sudo rpm -e --noscripts aadlogin aadlogin-selinux."
 	switch pmKind {
-	case "apt":
+	case distro.Apt:
 		return "then on the VM run: sudo apt remove --purge aadlogin aadlogin-selinux. " +
 			"If that fails because Entra users are logged in, force it: sudo rm /var/lib/dpkg/info/aadlogin.prerm; " +
 			"sudo dpkg --purge --force-remove-reinstreq aadlogin (likewise for aadlogin-selinux if installed)."
-	case "dnf", "yum", "tdnf":
+	case distro.Dnf, distro.Yum, distro.Tdnf:
 		return fmt.Sprintf("then on the VM run: sudo %s erase aadlogin aadlogin-selinux. %s", pmKind, rpmForce)
-	case "zypper":
+	case distro.Zypper:
 		return "then on the VM run: sudo zypper remove aadlogin aadlogin-selinux. " + rpmForce
 	}
 	return "then remove the aadlogin and aadlogin-selinux packages on the VM with its package manager."

@@ -192,7 +192,7 @@ func (e *env) packages() (map[string]string, error) {
 			e.pkgErr = fmt.Errorf("no command runner")
 			return
 		}
-		m, err := pkgmgr.New(pkgmgr.Kind(p.PackageManager), pkgmgr.Options{Runner: e.o.Runner, Root: e.o.Root, Log: e.log})
+		m, err := pkgmgr.New(p.PackageManager, pkgmgr.Options{Runner: e.o.Runner, Root: e.o.Root, Log: e.log})
 		if err != nil {
 			e.pkgErr = fmt.Errorf("package manager %s: %w", p.PackageManager, err)
 			return
@@ -394,7 +394,7 @@ func (e *env) checkObsolete(context.Context) Check {
 		return skip("Not determined: %v.", err)
 	}
 	p, _ := e.platform()
-	if err := pre.Obsolete(string(p.PackageManager)); err != nil {
+	if err := pre.Obsolete(p.PackageManager); err != nil {
 		return Check{Status: Fail, Message: "The old AADLoginForLinux packages are installed; their PAM and NSS modules conflict with aadsshlogin's.",
 			Fix: failure.MessageOf(err)}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,13 +98,13 @@ func (r *run) uninstall(ctx context.Context) outcome {
 	if serr != nil {
 		r.log.WithError(serr).Warn("state unreadable; removing packages anyway")
 	}
-	kind := ""
+	var kind distro.PackageManager
 	if st != nil {
 		kind = st.PackageManager
 	}
 	if kind == "" {
 		if p, err := r.detect(); err == nil {
-			kind = string(p.PackageManager)
+			kind = p.PackageManager
 		}
 	}
 	if kind == "" {
@@ -112,18 +113,27 @@ func (r *run) uninstall(ctx context.Context) outcome {
 		_ = r.opts.Root.RemoveIfExists(MarkerPath)
 		return outcome{message: "Nothing to remove."}
 	}
-	cfg, err := r.installerConfig(distro.Platform{PackageManager: distro.PackageManager(kind)})
+	cfg, err := r.installerConfig(distro.Platform{PackageManager: kind})
 	if err != nil {
 		return outcome{err: err}
 	}
 	sessions := r.entraSessions() // before the package (and /etc/aadpasswd) goes
-	if err := installer.Uninstall(ctx, cfg, st); err != nil {
+	done, err := installer.Uninstall(ctx, cfg, st)
+	if err != nil {
 		return outcome{err: err, substatus: sessions}
 	}
 	if err := r.opts.Root.RemoveIfExists(MarkerPath); err != nil {
 		r.log.WithError(err).Warn("removing the version marker")
 	}
-	return outcome{message: "aadsshlogin was removed; SSH login with Microsoft Entra ID is no longer configured on this VM.", substatus: sessions}
+	msg := "aadsshlogin was removed; SSH login with Microsoft Entra ID is no longer configured on this VM."
+	if !slices.Contains(done.Removed, installer.PackageName) {
+		msg = "The extension's repository configuration was removed; aadsshlogin, which was installed before the extension, stays installed."
+	}
+	if len(done.Kept) > 0 {
+		msg += " Kept, because it is not the extension's alone: " + strings.Join(done.Kept, " ")
+		sessions = append(sessions, agent.Substatus{Name: "Kept", Status: agent.Success, Message: strings.Join(done.Kept, " ")})
+	}
+	return outcome{message: msg, substatus: sessions}
 }
 
 // fastPath reports success without touching anything when the last install
@@ -249,7 +259,7 @@ func (r *run) converge(ctx context.Context) outcome {
 	if err != nil {
 		return outcome{err: err}
 	}
-	if err := pre.Obsolete(string(p.PackageManager)); err != nil {
+	if err := pre.Obsolete(p.PackageManager); err != nil {
 		return outcome{err: err}
 	}
 	// The sshd warnings only read (the configuration files at once, and
@@ -304,6 +314,7 @@ func (r *run) converge(ctx context.Context) outcome {
 	// Write the marker before changing anything (the shipped extension's
 	// order), and put the old one back if the transaction is undone.
 	oldMarker, _ := readMarker(r.opts.Root)
+	cfg.MarkerFound = oldMarker != ""
 	if err := writeMarker(r.opts.Root, r.opts.Version); err != nil {
 		return outcome{err: failure.New(failure.SystemStateInvalid, err, "Cannot write %s. Check that /var/log is writable and not full.", MarkerPath)}
 	}
@@ -342,7 +353,7 @@ func (r *run) converge(ctx context.Context) outcome {
 
 // installerConfig builds the installer's dependencies for a platform.
 func (r *run) installerConfig(p distro.Platform) (installer.Config, error) {
-	kind := pkgmgr.Kind(p.PackageManager)
+	kind := p.PackageManager
 	mgr, err := pkgmgr.New(kind, pkgmgr.Options{Runner: r.opts.Runner, Root: r.opts.Root, Log: r.log})
 	if err != nil {
 		return installer.Config{}, err

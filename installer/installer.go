@@ -49,6 +49,10 @@ type Config struct {
 	Mirror bool
 	// Pins are the trusted signing-key fingerprints.
 	Pins []string
+	// MarkerFound is true when the version marker existed before this run:
+	// an extension (this handler or 1.0.2385.1) already manages the
+	// packages, so those installed are not the administrator's own.
+	MarkerFound bool
 	// CustomPins is true when Pins come from the signingKeyFingerprints
 	// setting: then every published key file the repository host serves is
 	// fetched, and each pinned one is trusted (a mirror may sign with any).
@@ -179,7 +183,7 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 		HandlerVersion: c.HandlerVersion,
 		ConfigHash:     c.ConfigHash,
 		Distro:         c.Platform.OS.ID + " " + c.Platform.OS.VersionID,
-		PackageManager: string(kind),
+		PackageManager: kind,
 		Packages:       map[string]string{},
 		Backups:        map[string]string{},
 	}
@@ -188,6 +192,7 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 			state.Backups[k] = v
 		}
 		state.ImportedKeys = append(state.ImportedKeys, prev.ImportedKeys...)
+		state.Preinstalled = append(state.Preinstalled, prev.Preinstalled...)
 	}
 	res = &Result{Packages: map[string]string{}}
 
@@ -255,6 +260,10 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 		}
 		if had {
 			preexisting = append(preexisting, p.Name)
+			if prev == nil && !c.MarkerFound && !slices.Contains(state.Preinstalled, p.Name) {
+				// Installed before any extension ran: the administrator's.
+				state.Preinstalled = append(state.Preinstalled, p.Name)
+			}
 		}
 		names = append(names, p.Name)
 	}
@@ -495,23 +504,46 @@ func (c Config) now() time.Time {
 	return time.Now()
 }
 
-// Uninstall removes the packages, the repository definition and key we
-// added (putting back users' files we had replaced) and our state.
-func Uninstall(ctx context.Context, c Config, st *State) error {
+// Uninstalled says what an uninstall left in place on purpose, for the
+// status.
+type Uninstalled struct {
+	Removed []string // packages removed
+	Kept    []string // what stays, one sentence each
+}
+
+// Uninstall removes the packages, the repository definition and keys we
+// added (putting back users' files we had replaced) and our state. What was
+// not ours stays: packages the administrator had installed before the
+// extension, and keys that another repository definition on the machine
+// uses (packages-microsoft-prod, dotnet, PowerShell, Defender for Endpoint
+// are signed with the same Microsoft keys).
+func Uninstall(ctx context.Context, c Config, st *State) (Uninstalled, error) {
+	var out Uninstalled
 	log := c.Log.WithField("step", "uninstall")
 	kind := c.Packages.Kind()
 	defer c.pauseAutoUpdates(ctx, log)()
 	if err := c.Locks.Wait(ctx, kind); err != nil {
-		return err
-	}
-	// A held package cannot be removed (zypper locks).
-	if err := c.releaseHold(ctx, st, PackageName, SELinuxPackageName); err != nil {
-		return err
+		return out, err
 	}
 	// aadsshlogin first: it depends on nothing, but its removal scripts
 	// unwire sshd/NSS/PAM before the SELinux module goes away.
-	if err := c.Packages.Remove(ctx, PackageName, SELinuxPackageName); err != nil {
-		return err
+	var remove []string
+	for _, name := range []string{PackageName, SELinuxPackageName} {
+		if st != nil && slices.Contains(st.Preinstalled, name) {
+			out.Kept = append(out.Kept, fmt.Sprintf("%s stays installed: it was installed before the extension.", name))
+			continue
+		}
+		remove = append(remove, name)
+	}
+	// A held package cannot be removed (zypper locks).
+	if err := c.releaseHold(ctx, st, remove...); err != nil {
+		return out, err
+	}
+	if len(remove) > 0 {
+		if err := c.Packages.Remove(ctx, remove...); err != nil {
+			return out, err
+		}
+		out.Removed = remove
 	}
 	var errs []error
 	if st != nil {
@@ -523,7 +555,12 @@ func Uninstall(ctx context.Context, c Config, st *State) error {
 		if st.Keyring != "" {
 			errs = append(errs, c.Root.RemoveIfExists(st.Keyring))
 		}
+		used := keysUsedElsewhere(c.Root, log, st.RepoFile)
 		for _, fp := range st.ImportedKeys {
+			if where, ok := used[fp]; ok {
+				out.Kept = append(out.Kept, fmt.Sprintf("signing key %s stays trusted: %s uses it.", fp, where))
+				continue
+			}
 			if err := c.Packages.RemoveKey(ctx, fp); err != nil {
 				log.WithError(err).WithField("key", fp).Warn("could not remove imported key")
 			}
@@ -533,9 +570,9 @@ func Uninstall(ctx context.Context, c Config, st *State) error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return failure.New(failure.SystemStateInvalid, err, "The packages were removed, but some repository files could not be cleaned up. See the handler log for the file names.")
+		return out, failure.New(failure.SystemStateInvalid, err, "The packages were removed, but some repository files could not be cleaned up. See the handler log for the file names.")
 	}
-	return RemoveState(c.Root)
+	return out, RemoveState(c.Root)
 }
 
 // restoreUsersFile puts the user's file that an install replaced back at

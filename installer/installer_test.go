@@ -395,12 +395,91 @@ func TestUninstallRestoresUsersFileOnlyOverOurs(t *testing.T) {
 				root.WriteFileAtomic(repo.YumRepoPath, []byte(c.current), 0o644)
 			}
 			st := &State{RepoFile: repo.YumRepoPath, Backups: map[string]string{repo.YumRepoPath: backup}}
-			if err := Uninstall(context.Background(), cfg, st); err != nil {
+			if _, err := Uninstall(context.Background(), cfg, st); err != nil {
 				t.Fatal(err)
 			}
 			if got, _ := root.ReadFile(repo.YumRepoPath); string(got) != c.want {
 				t.Errorf("after uninstall %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+// TestInstallRecordsWhatTheAdministratorHad: aadsshlogin installed before
+// any extension ran (no version marker) is recorded as the
+// administrator's; after an extension ran (marker found), it is not.
+func TestInstallRecordsWhatTheAdministratorHad(t *testing.T) {
+	for _, markerFound := range []bool{false, true} {
+		srv, _ := fakePMC(t)
+		c, m, root := testConfig(t, platform(t, "rhel", "9.4", ""), srv)
+		c.MarkerFound = markerFound
+		m.pkgs[PackageName] = "1.0.030000001"
+		wire(root)
+		if _, err := Install(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := LoadState(root)
+		if got := slices.Contains(st.Preinstalled, PackageName); got == markerFound {
+			t.Errorf("marker found %v: preinstalled %v", markerFound, st.Preinstalled)
+		}
+	}
+}
+
+// TestUninstallKeepsWhatIsNotOurs: a package the administrator had before
+// the extension stays, and so does an imported key that another enabled
+// repository definition (here Microsoft's dotnet repository) names; a key
+// only a disabled definition names is removed.
+func TestUninstallKeepsWhatIsNotOurs(t *testing.T) {
+	srv, _ := fakePMC(t)
+	cfg, m, root := testConfig(t, platform(t, "rhel", "10.1", ""), srv)
+	m.pkgs[PackageName] = "1.0.031620001"
+	m.pkgs[SELinuxPackageName] = "1.0.031620001"
+	m.trusted[msFP], m.trusted[ms2025FP] = "a", "b"
+	root.WriteFileAtomic("/etc/yum.repos.d/dotnet.repo", []byte("[packages-microsoft-com-dotnet]\nbaseurl=https://packages.microsoft.com/rhel/10/prod/\ngpgcheck=1\ngpgkey=https://packages.microsoft.com/keys/microsoft-2025.asc\n"), 0o644)
+	root.WriteFileAtomic("/etc/yum.repos.d/old.repo", []byte("[old]\nenabled=0\ngpgkey=https://packages.microsoft.com/keys/microsoft.asc\n"), 0o644)
+	st := &State{Preinstalled: []string{PackageName}, ImportedKeys: []string{msFP, ms2025FP}}
+	done, err := Uninstall(context.Background(), cfg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.pkgs[PackageName]; !ok || !slices.Contains(m.calls, "Remove "+SELinuxPackageName) {
+		t.Errorf("the administrator's aadsshlogin was removed: %v", m.calls)
+	}
+	if _, ok := m.pkgs[SELinuxPackageName]; ok {
+		t.Errorf("aadsshlogin-selinux (ours) was not removed: %v", m.calls)
+	}
+	if _, ok := m.trusted[ms2025FP]; !ok || m.called("RemoveKey "+ms2025FP) {
+		t.Errorf("the key dotnet.repo uses was removed: %v", m.calls)
+	}
+	if _, ok := m.trusted[msFP]; ok {
+		t.Errorf("the key only a disabled repository names was kept")
+	}
+	joined := strings.Join(done.Kept, " ")
+	if !strings.Contains(joined, "aadsshlogin stays installed") || !strings.Contains(joined, ms2025FP) || !strings.Contains(joined, "dotnet.repo [packages-microsoft-com-dotnet]") {
+		t.Errorf("kept: %q", done.Kept)
+	}
+	if slices.Contains(done.Removed, PackageName) || !slices.Contains(done.Removed, SELinuxPackageName) {
+		t.Errorf("removed %v", done.Removed)
+	}
+}
+
+func TestGPGKeys(t *testing.T) {
+	got := gpgKeys([]byte(`# comment
+[a]
+gpgkey=file:///etc/pki/rpm-gpg/A https://x/keys/microsoft.asc,
+  file:///etc/pki/rpm-gpg/B
+name=a
+[b]
+enabled = no
+gpgkey=file:///k
+[c]
+GPGKEY = https://packages.microsoft.com/keys/microsoft-2025.asc
+`))
+	want := map[string][]string{
+		"a": {"file:///etc/pki/rpm-gpg/A", "https://x/keys/microsoft.asc", "file:///etc/pki/rpm-gpg/B"},
+		"c": {"https://packages.microsoft.com/keys/microsoft-2025.asc"},
+	}
+	if len(got) != len(want) || !slices.Equal(got["a"], want["a"]) || !slices.Equal(got["c"], want["c"]) {
+		t.Fatalf("got %v", got)
 	}
 }

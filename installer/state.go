@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/aadsshlogin/handler/installer/pkgmgr"
 	"github.com/aadsshlogin/handler/sysroot"
 )
 
@@ -24,10 +25,10 @@ const stateFile = StateDir + "/state.json"
 // install fast paths (is there anything to do?) and by Uninstall (what to
 // take away again).
 type State struct {
-	HandlerVersion string `json:"handlerVersion"` // version of the handler that completed the install
-	ConfigHash     string `json:"configHash"`     // hash of the effective repository settings applied
-	Distro         string `json:"distro"`         // e.g. "ubuntu 22.04", for logs
-	PackageManager string `json:"packageManager"` // kind, so uninstall works even if detection fails later
+	HandlerVersion string      `json:"handlerVersion"` // version of the handler that completed the install
+	ConfigHash     string      `json:"configHash"`     // hash of the effective repository settings applied
+	Distro         string      `json:"distro"`         // e.g. "ubuntu 22.04", for logs
+	PackageManager pkgmgr.Kind `json:"packageManager"` // kind, so uninstall works even if detection fails later
 
 	RepoFile       string `json:"repoFile,omitempty"`       // repository definition we wrote
 	RepoFileSHA256 string `json:"repoFileSha256,omitempty"` // its content hash (fast path: unchanged?)
@@ -39,6 +40,10 @@ type State struct {
 	// ImportedKeys are fingerprints we imported into the rpm database (and
 	// that were not there before), removed again by uninstall.
 	ImportedKeys []string `json:"importedKeys,omitempty"`
+	// Preinstalled are our packages the administrator had installed before
+	// the extension first ran (no version marker yet): uninstall leaves
+	// them, as it found them.
+	Preinstalled []string `json:"preinstalled,omitempty"`
 	// Backups maps a target path to the copy of the user's own file that we
 	// replaced; uninstall puts it back.
 	Backups map[string]string `json:"backups,omitempty"`

@@ -20,21 +20,23 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/aadsshlogin/handler/cmdrun"
+	"github.com/aadsshlogin/handler/distro"
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/sysroot"
 )
 
-// Kind names a package manager. The values match distro.PackageManager so
-// the integrator can convert with Kind(pm).
-type Kind string
+// Kind names a package manager: the support table's own type
+// (distro.PackageManager), so that a platform's package manager is a Kind
+// without conversion.
+type Kind = distro.PackageManager
 
 // The package managers we drive.
 const (
-	Apt    Kind = "apt"
-	Dnf    Kind = "dnf"
-	Yum    Kind = "yum"
-	Zypper Kind = "zypper"
-	Tdnf   Kind = "tdnf"
+	Apt    = distro.Apt
+	Dnf    = distro.Dnf
+	Yum    = distro.Yum
+	Zypper = distro.Zypper
+	Tdnf   = distro.Tdnf
 )
 
 // Package is a package to install. Version "" means the newest available.

@@ -128,3 +128,47 @@ func TestUninstallRemovesEveryImportedKey(t *testing.T) {
 		}
 	})
 }
+
+// TestUninstallKeepsWhatWasNotOurs: the administrator installed aadsshlogin
+// before the extension (no version marker yet), and after the install set
+// up another Microsoft repository (say dotnet's) that names the key the
+// handler imported. Uninstall keeps aadsshlogin and that key, removes the
+// other key it imported and its own repository file, and says what it kept.
+func TestUninstallKeepsWhatWasNotOurs(t *testing.T) {
+	sandbox.RunIsolated(t, func(t *testing.T) {
+		w := newWorld(t, "rhel-10.1", sandbox.NetworkOptions{})
+		ctx := context.Background()
+		w.Root.InstallLocalPackage(t, w.Fx.RPM("aadsshlogin", w.Fx.Versions.Old))
+		h := w.Deploy(w.Zips.Current, w.Zips.CurrentVersion)
+		w.MustApply(h, 0, w.Pinned())
+		w.WantStatus(h, 0, "success", 0)
+		if !w.RPMTrusts(w.Fx.KeyFingerprint) || !w.RPMTrusts(w.Fx.Key2025Fingerprint) {
+			t.Fatal("the install did not import both pinned keys")
+		}
+		w.Root.WriteFile("/etc/pki/rpm-gpg/dotnet.asc", string(w.Fx.Key2025Armored), 0o644)
+		w.Root.WriteFile("/etc/yum.repos.d/dotnet.repo", "[dotnet]\nbaseurl=https://packages.microsoft.com/rhel/10/prod/\ngpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/dotnet.asc\n", 0o644)
+
+		res, err := w.Agent.Uninstall(ctx, h, 0)
+		w.LogResults(res)
+		if err != nil || lastExit(t, res, agentsim.Uninstall) != 0 {
+			t.Fatalf("uninstall: %v %v", err, verbs(res))
+		}
+		if w.Installed("aadsshlogin") == "" {
+			t.Error("uninstall removed the aadsshlogin the administrator had installed before the extension")
+		}
+		if !w.RPMTrusts(w.Fx.Key2025Fingerprint) {
+			t.Error("uninstall removed the key dotnet.repo uses")
+		}
+		if w.RPMTrusts(w.Fx.KeyFingerprint) {
+			t.Error("the other key the handler imported is still trusted")
+		}
+		if w.Root.Exists(yumRepo) {
+			t.Error("the extension's repository file is left")
+		}
+		// The agent removes the handler's folder (and its status) after
+		// uninstall: what the handler said is what the agent captured.
+		if out := res[len(res)-1].Output; !strings.Contains(out, "stays installed") || !strings.Contains(out, "dotnet.repo") {
+			t.Errorf("the uninstall does not say what was kept: %q", out)
+		}
+	})
+}
