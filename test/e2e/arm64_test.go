@@ -97,16 +97,22 @@ func TestArm64(t *testing.T) {
 					t.Errorf("version marker %q", got)
 				}
 
-				// 2. The same goal state again: enable only, no network.
-				before := w.Requests()
+				// 2. The same goal state again: enable only; its one request
+				// is the identity check (one IMDS token request), the
+				// repository is not contacted.
+				repoBefore, tokens := len(w.Net.Repo.Requests()), w.Net.IMDS.TokenRequests()
+				imdsBefore := len(w.Net.IMDS.Requests())
 				t0 = time.Now()
 				res = w.MustApply(h, 0, w.Pinned())
 				step("repeated enable", t0)
 				if lastExit(t, res, agentsim.Enable) != 0 || len(res) != 1 {
 					t.Errorf("repeated goal state ran %v", verbs(res))
 				}
-				if w.Requests() != before {
-					t.Errorf("a no-op enable reached the network: %d requests", w.Requests()-before)
+				if n := len(w.Net.Repo.Requests()) - repoBefore; n != 0 {
+					t.Errorf("a no-op enable reached the repository: %d requests", n)
+				}
+				if n, all := w.Net.IMDS.TokenRequests()-tokens, len(w.Net.IMDS.Requests())-imdsBefore; n != 1 || all != 1 {
+					t.Errorf("a no-op enable made %d IMDS requests, %d token requests; want exactly one token request", all, n)
 				}
 
 				// 3. Disable keeps login configured.
