@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/aadsshlogin/handler/cmdrun"
+	"github.com/aadsshlogin/handler/sshdconfig"
 	"github.com/aadsshlogin/handler/sysroot"
 )
 
@@ -86,9 +87,7 @@ func BenchmarkParseSSHDConfig(b *testing.B) {
 	data := []byte(benchSSHDConfig)
 	b.ReportAllocs()
 	for b.Loop() {
-		cr := &configReader{root: root}
-		cr.parse(data, sshdConfigPath, false, 0)
-		configWarnings(cr.out)
+		configWarnings(sshdconfig.Parse(root, data).Directives)
 	}
 }
 

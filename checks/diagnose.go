@@ -6,17 +6,17 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpproxy"
+
+	"github.com/aadsshlogin/handler/httpclient"
 )
 
 // Endpoint is one HTTPS endpoint to diagnose.
@@ -165,7 +165,11 @@ func (d diagnoser) steps(ctx context.Context, u *url.URL, target string, proxyUR
 		var err error
 		addrs, err = d.dial.LookupHost(ctx, hopHost)
 		if err != nil || len(addrs) == 0 {
-			return fmt.Sprintf("DNS lookup of %s%s failed (%s); check the VM's DNS servers.", hopName, hopHost, dnsReason(err)), false, time.Time{}
+			reason := "no addresses"
+			if err != nil {
+				reason = httpclient.DNSReason(err)
+			}
+			return fmt.Sprintf("DNS lookup of %s%s failed (%s); check the VM's DNS servers.", hopName, hopHost, reason), false, time.Time{}
 		}
 	}
 
@@ -182,7 +186,7 @@ func (d diagnoser) steps(ctx context.Context, u *url.URL, target string, proxyUR
 	}
 	if conn == nil {
 		return fmt.Sprintf("TCP connection to %s%s port %s failed (%s); check firewall, NSG and route rules for outbound traffic.",
-			hopName, hopHost, hopPort, netReason(dialErr)), false, time.Time{}
+			hopName, hopHost, hopPort, httpclient.Reason(dialErr)), false, time.Time{}
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -192,7 +196,7 @@ func (d diagnoser) steps(ctx context.Context, u *url.URL, target string, proxyUR
 	if proxyURL != nil && proxyURL.Scheme == "https" {
 		tc := tls.Client(conn, &tls.Config{ServerName: hopHost, RootCAs: d.roots, MinVersion: tls.VersionTLS12})
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Sprintf("TLS handshake with the proxy failed (%s).", tlsReason(err, hopHost)), false, time.Time{}
+			return fmt.Sprintf("TLS handshake with the proxy failed (%s).", httpclient.Reason(err)), false, time.Time{}
 		}
 		conn = tc
 	}
@@ -208,7 +212,7 @@ func (d diagnoser) steps(ctx context.Context, u *url.URL, target string, proxyUR
 	if u.Scheme == "https" {
 		tc := tls.Client(conn, &tls.Config{ServerName: u.Hostname(), RootCAs: d.roots, MinVersion: tls.VersionTLS12})
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Sprintf("TLS handshake failed (%s).", tlsReason(err, u.Hostname())), false, time.Time{}
+			return fmt.Sprintf("TLS handshake failed (%s).", httpclient.Reason(err)), false, time.Time{}
 		}
 		conn = tc
 		br = bufio.NewReader(conn)
@@ -227,11 +231,11 @@ func (d diagnoser) steps(ctx context.Context, u *url.URL, target string, proxyUR
 		err = req.Write(conn)
 	}
 	if err != nil {
-		return fmt.Sprintf("sending the HTTP request failed (%s).", netReason(err)), false, time.Time{}
+		return fmt.Sprintf("sending the HTTP request failed (%s).", httpclient.Reason(err)), false, time.Time{}
 	}
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
-		return fmt.Sprintf("no HTTP answer (%s).", netReason(err)), false, time.Time{}
+		return fmt.Sprintf("no HTTP answer (%s).", httpclient.Reason(err)), false, time.Time{}
 	}
 	_ = resp.Body.Close()
 	date, _ := http.ParseTime(resp.Header.Get("Date"))
@@ -252,11 +256,11 @@ func connectThrough(conn net.Conn, br *bufio.Reader, proxyURL *url.URL, target s
 	}
 	setProxyAuth(req.Header, proxyURL)
 	if err := req.Write(conn); err != nil {
-		return fmt.Sprintf("sending CONNECT to the proxy failed (%s).", netReason(err))
+		return fmt.Sprintf("sending CONNECT to the proxy failed (%s).", httpclient.Reason(err))
 	}
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
-		return fmt.Sprintf("the proxy did not answer CONNECT (%s).", netReason(err))
+		return fmt.Sprintf("the proxy did not answer CONNECT (%s).", httpclient.Reason(err))
 	}
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -291,62 +295,4 @@ func redactedProxy(p *url.URL) string {
 	c.User = nil
 	c.RawQuery, c.Fragment = "", ""
 	return c.String()
-}
-
-func dnsReason(err error) string {
-	var de *net.DNSError
-	switch {
-	case err == nil:
-		return "no addresses"
-	case errors.As(err, &de) && de.IsNotFound:
-		return "no such host"
-	case errors.As(err, &de) && de.IsTimeout, errors.Is(err, context.DeadlineExceeded):
-		return "timed out"
-	case errors.As(err, &de):
-		return de.Err
-	}
-	return err.Error()
-}
-
-func netReason(err error) string {
-	var ne net.Error
-	switch {
-	case err == nil:
-		return "unknown error"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ENETUNREACH):
-		return "network unreachable"
-	case errors.Is(err, syscall.EHOSTUNREACH):
-		return "no route to host"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return "timed out"
-	}
-	return err.Error()
-}
-
-func tlsReason(err error, host string) string {
-	var unknown x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	var rec tls.RecordHeaderError
-	switch {
-	case errors.As(err, &unknown):
-		issuer := "an unknown issuer"
-		if unknown.Cert != nil && unknown.Cert.Issuer.CommonName != "" {
-			issuer = fmt.Sprintf("%q", unknown.Cert.Issuer.CommonName)
-		}
-		return fmt.Sprintf("the certificate, issued by %s, is not trusted; a TLS-inspecting proxy or firewall may be intercepting the connection", issuer)
-	case errors.As(err, &hostErr):
-		return fmt.Sprintf("the certificate is not valid for %s; something other than the real server answered", host)
-	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		return "the certificate is expired or not yet valid; check the VM's clock"
-	case errors.As(err, &invalid):
-		return fmt.Sprintf("the certificate is invalid (%v)", invalid)
-	case errors.As(err, &rec):
-		return "the server did not speak TLS"
-	}
-	return netReason(err)
 }

@@ -131,7 +131,7 @@ func TestDiagnose(t *testing.T) {
 	wants := []string{
 		"repository (example.com:443): reachable (HTTP 200 OK).",
 		"forbidden (example.com:443): the server answered HTTP 403 Forbidden.",
-		"wrong name (wrongname.test:443): TLS handshake failed (the certificate is not valid for wrongname.test",
+		"wrong name (wrongname.test:443): TLS handshake failed (certificate verify failed: the certificate is not valid for wrongname.test",
 		"refused (closed.test:443): TCP connection to closed.test port 443 failed (connection refused)",
 		"dns (nonexistent.invalid:443): DNS lookup of nonexistent.invalid failed (no such host)",
 		"not tls (plain.test:443): TLS handshake failed (the server did not speak TLS)",
@@ -275,5 +275,34 @@ func TestRedactedProxy(t *testing.T) {
 	u, _ := url.Parse("http://user:pw@proxy.corp:8080/")
 	if got := redactedProxy(u); got != "http://proxy.corp:8080/" {
 		t.Errorf("got %s", got)
+	}
+}
+
+// TestDiagnoseWordsErrorsLikeHTTPClient: the diagnosis words network errors
+// as httpclient.Reason does (a connection closed before the answer used to
+// show Go's "EOF").
+func TestDiagnoseWordsErrorsLikeHTTPClient(t *testing.T) {
+	noProxyEnv(t)
+	closing, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closing.Close()
+	go func() {
+		for {
+			c, err := closing.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Read(make([]byte, 4096))
+			c.Close()
+		}
+	}()
+	fn := &fakeNet{}
+	fn.add("closing.test", "80", closing.Addr().String())
+	d := diagnoser{dial: fn, roots: x509.NewCertPool(), probe: time.Second, total: 2 * time.Second}
+	out := d.run(context.Background(), []Endpoint{{"closing", "http://closing.test/"}})
+	if !strings.Contains(out, "no HTTP answer (connection closed by the server)") {
+		t.Errorf("got %q", out)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/aadsshlogin/handler/installer/pkgmgr"
 	"github.com/aadsshlogin/handler/installer/verify"
 	"github.com/aadsshlogin/handler/selinux"
+	"github.com/aadsshlogin/handler/sshdconfig"
 )
 
 // Clock thresholds. Entra SSH certificates (az ssh) are valid for one hour
@@ -451,7 +452,7 @@ func (e *env) checkSSHDGroups(context.Context) Check {
 				Fix: "Move AllowGroups/DenyGroups into a Match block that excludes Entra users (e.g. 'Match User *,!*@*'), then reload sshd (systemctl reload sshd)."}
 		}
 	}
-	if !e.o.Root.Exists("/etc/ssh/sshd_config") {
+	if !e.o.Root.Exists(sshdconfig.Path) {
 		return skip("Not determined: /etc/ssh/sshd_config is missing.")
 	}
 	return pass("sshd_config has no global AllowGroups or DenyGroups.")

@@ -26,6 +26,7 @@ import (
 	"github.com/aadsshlogin/handler/imds"
 	"github.com/aadsshlogin/handler/installer/pkgmgr"
 	"github.com/aadsshlogin/handler/sysroot"
+	"github.com/aadsshlogin/handler/throttle"
 )
 
 // Verb is a lifecycle command from HandlerManifest.json.
@@ -222,6 +223,7 @@ type run struct {
 	summary *summary
 	// unlock releases the handler lock; nil when it is not held.
 	unlock func() error
+	waits  *throttle.Log // waits on the repository's 429/503 answers (installerConfig creates it)
 }
 
 // release gives up the handler lock, if this run holds it.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/aadsshlogin/handler/beside"
 	"github.com/aadsshlogin/handler/checks"
 	"github.com/aadsshlogin/handler/cloud"
 	"github.com/aadsshlogin/handler/distro"
@@ -24,6 +25,7 @@ import (
 	"github.com/aadsshlogin/handler/installer/repo"
 	"github.com/aadsshlogin/handler/installer/verify"
 	"github.com/aadsshlogin/handler/settings"
+	"github.com/aadsshlogin/handler/throttle"
 )
 
 // Thresholds for the pre-flight checks.
@@ -208,101 +210,126 @@ func fileHasHash(r *run, path, hash string) bool {
 
 // converge is the full install: checks that change nothing, then the
 // install transaction, which always refreshes the repository and moves
-// aadsshlogin to the newest (or pinned) version.
+// aadsshlogin to the newest (or held) version. The steps, in order: the
+// settings and the platform (51, 53), memory, disk and the obsolete
+// packages (28, 29, 23), the cloud and the identity (22, 24), the version
+// marker, the transaction (installer.Install), and the warnings that join
+// the status. Beside them run the transitioning status and the sshd
+// warnings (they only read), and the trust store is warmed for the first
+// download.
 func (r *run) converge(ctx context.Context) outcome {
-	// The key download further on needs the trust store; its parsing then
-	// overlaps the checks below.
 	httpclient.WarmTrustStore()
+	// Every return waits for the transitioning status, so the final one,
+	// written after converge returns, always lands after it.
+	transitioning := beside.Start(r.writeTransitioning)
+	defer transitioning.Wait()
 
-	// The transitioning status is written beside the checks: its fsyncs
-	// are the run's first, and may wait for the file system to flush what
-	// was written before (the agent has just unpacked the extension). The
-	// final status, written after converge returns, must land after it,
-	// so every return waits for it.
-	transitioned := make(chan struct{})
-	go func(log logrus.FieldLogger, rep agent.Report, now time.Time) {
-		defer close(transitioned)
-		if err := agent.WriteStatus(r.env.StatusFolder, r.seq, rep, now); err != nil {
-			log.WithError(err).Warn("writing the transitioning status")
-		}
-	}(r.log, agent.Report{
-		Operation: operationName(r.verb), Status: agent.Transitioning,
-		Message: "Installing aadsshlogin and configuring SSH login with Microsoft Entra ID.",
-	}, r.opts.Now())
-	defer func() { <-transitioned }()
-
-	pub, err := r.publicSettings(ctx)
+	pub, p, cfg, pre, err := r.preflight(ctx)
 	if err != nil {
 		return outcome{err: err}
+	}
+	sshd := beside.Start(func() []checks.Warning {
+		return checks.SSHDWarnings(ctx, r.opts.Runner, r.opts.Root, pre.OpenSSHVersion())
+	})
+	defer sshd.Wait() // never leave a probe running behind us
+
+	cl, subs, err := r.cloudAndIdentity(ctx)
+	if err != nil {
+		return outcome{err: err}
+	}
+	r.configure(&cfg, pub, cl)
+	res, err := r.installWithMarker(ctx, cfg)
+	subs = append(subs, warningSubstatus(sshd.Wait())...)
+	if err != nil {
+		if sub, ok := r.rateLimitSubstatus(agent.Error); ok {
+			subs = append(subs, sub)
+		}
+		if failure.CodeOf(err) == failure.RepositoryUnreachable {
+			subs = append(subs, r.diagnose(ctx, cfg.Location, cl))
+		}
+		return outcome{err: err, substatus: subs}
+	}
+	subs = append(subs, r.afterInstall(ctx, p, res)...)
+	subs = append([]agent.Substatus{{Name: "Repository", Status: agent.Success, Message: repoMessage(res)}}, subs...)
+	r.summary.say("Repository: %s.", repoMessage(res))
+	return outcome{message: successMessage(res.Packages), substatus: subs, mrseq: r.verb == Enable}
+}
+
+// writeTransitioning writes the transitioning status. Its fsyncs are the
+// run's first, and may wait for the file system to flush what the agent
+// has just unpacked: it runs beside the checks.
+func (r *run) writeTransitioning() struct{} {
+	rep := agent.Report{
+		Operation: operationName(r.verb), Status: agent.Transitioning,
+		Message: "Installing aadsshlogin and configuring SSH login with Microsoft Entra ID.",
+	}
+	if err := agent.WriteStatus(r.env.StatusFolder, r.seq, rep, r.opts.Now()); err != nil {
+		r.log.WithError(err).Warn("writing the transitioning status")
+	}
+	return struct{}{}
+}
+
+// preflight reads the settings, detects the platform and runs the checks
+// that refuse before any change: memory, disk, the obsolete packages (one
+// package query also tells the OpenSSH version).
+func (r *run) preflight(ctx context.Context) (settings.Public, distro.Platform, installer.Config, checks.Preflight, error) {
+	var (
+		cfg installer.Config
+		pre checks.Preflight
+	)
+	pub, err := r.publicSettings(ctx)
+	if err != nil {
+		return pub, distro.Platform{}, cfg, pre, err
 	}
 	p, err := r.detect()
 	if err != nil {
-		return outcome{err: err}
+		return pub, p, cfg, pre, err
 	}
 	r.log = r.log.WithFields(logrus.Fields{"distro": p.OS.ID + " " + p.OS.VersionID, "pm": string(p.PackageManager)})
 	r.summary.say("Detected %s; package manager %s.", describe(p), p.PackageManager)
-
-	var subs []agent.Substatus
 	if err := checks.Memory(r.opts.Root, checks.DefaultMinMemory); err != nil {
-		return outcome{err: err}
+		return pub, p, cfg, pre, err
 	}
 	if err := checks.DiskSpace(r.opts.Root, diskPaths(), minFreeDisk); err != nil {
-		return outcome{err: err}
+		return pub, p, cfg, pre, err
 	}
-	cfg, err := r.installerConfig(p)
-	if err != nil {
-		return outcome{err: err}
+	if cfg, err = r.installerConfig(p); err != nil {
+		return pub, p, cfg, pre, err
 	}
-	// One package query answers for the obsolete packages and the OpenSSH
-	// version.
-	pre, err := checks.QueryPreflight(ctx, cfg.Packages)
-	if err != nil {
-		return outcome{err: err}
+	if pre, err = checks.QueryPreflight(ctx, cfg.Packages); err != nil {
+		return pub, p, cfg, pre, err
 	}
-	if err := pre.Obsolete(p.PackageManager); err != nil {
-		return outcome{err: err}
-	}
-	// The sshd warnings only read (the configuration files at once, and
-	// sshd -V when no package tells the version): they run beside the
-	// identity check and the install, and join the status at the end.
-	var sshdWarnings []checks.Warning
-	sshdChecked := make(chan struct{})
-	go func() {
-		defer close(sshdChecked)
-		sshdWarnings = checks.SSHDWarnings(ctx, r.opts.Runner, r.opts.Root, pre.OpenSSHVersion())
-	}()
-	defer func() { <-sshdChecked }() // never leave a probe running behind us
-	withSSHDWarnings := func(subs []agent.Substatus) []agent.Substatus {
-		<-sshdChecked
-		for _, w := range sshdWarnings {
-			subs = append(subs, agent.Substatus{Name: w.Name, Status: agent.Warning, Message: w.Message})
-		}
-		return subs
-	}
+	return pub, p, cfg, pre, pre.Obsolete(p.PackageManager)
+}
 
+// cloudAndIdentity finds the cloud (its repository host) and requires the
+// system-assigned managed identity. Arc-enabled servers always have an
+// identity (the Arc agent's himds), and no Azure IMDS to ask.
+func (r *run) cloudAndIdentity(ctx context.Context) (cloud.Cloud, []agent.Substatus, error) {
 	cl := cloud.Public()
 	if checks.IsArc(r.opts.Root) {
-		// Arc-enabled servers always have an identity (the Arc agent's
-		// himds), and no Azure IMDS to ask for the cloud.
 		r.summary.say("Azure Arc-enabled server: skipping the Azure metadata checks.")
-		subs = append(subs, agent.Substatus{Name: "Platform", Status: agent.Success, Message: "Azure Arc-enabled server"})
-	} else {
-		client := r.imds()
-		if env, err := client.AzEnvironment(ctx); err != nil {
-			r.log.WithError(err).Warn("cloud not detected; assuming Azure public cloud")
-		} else if c, known := cloud.ForAzEnvironment(env); known {
-			cl = c
-		} else {
-			subs = append(subs, agent.Substatus{Name: "Cloud", Status: agent.Warning,
-				Message: fmt.Sprintf("Unknown Azure environment %q; using the Azure public cloud's endpoints.", env)})
-		}
-		window := r.opts.IdentityWindow
-		if err := client.CheckIdentity(ctx, window, r.opts.IdentityInterval); err != nil {
-			return outcome{err: err}
-		}
-		r.summary.say("System-assigned managed identity present (%s).", cl.Name)
+		return cl, []agent.Substatus{{Name: "Platform", Status: agent.Success, Message: "Azure Arc-enabled server"}}, nil
 	}
+	var subs []agent.Substatus
+	client := r.imds()
+	if env, err := client.AzEnvironment(ctx); err != nil {
+		r.log.WithError(err).Warn("cloud not detected; assuming Azure public cloud")
+	} else if c, known := cloud.ForAzEnvironment(env); known {
+		cl = c
+	} else {
+		subs = append(subs, agent.Substatus{Name: "Cloud", Status: agent.Warning,
+			Message: fmt.Sprintf("Unknown Azure environment %q; using the Azure public cloud's endpoints.", env)})
+	}
+	if err := client.CheckIdentity(ctx, r.opts.IdentityWindow, r.opts.IdentityInterval); err != nil {
+		return cl, subs, err
+	}
+	r.summary.say("System-assigned managed identity present (%s).", cl.Name)
+	return cl, subs, nil
+}
 
+// configure gives the installer what the settings and the cloud decide.
+func (r *run) configure(cfg *installer.Config, pub settings.Public, cl cloud.Cloud) {
 	cfg.Location = repo.Location{Base: cl.RepositoryBase, Prefix: cl.RepositoryPrefix}
 	if pub.RepositoryURL != "" {
 		cfg.Location, cfg.Mirror = repo.Location{Base: pub.RepositoryURL}, true
@@ -310,13 +337,16 @@ func (r *run) converge(ctx context.Context) outcome {
 	cfg.Pins, cfg.CustomPins = pub.Fingerprints(), pub.CustomPins()
 	cfg.PackageVersion = pub.AADSSHLoginVersion
 	cfg.ConfigHash = configHash(pub)
+}
 
-	// Write the marker before changing anything (the shipped extension's
-	// order), and put the old one back if the transaction is undone.
+// installWithMarker writes the version marker before changing anything
+// (the shipped extension's order), runs the transaction, and puts the old
+// marker back when the transaction is undone.
+func (r *run) installWithMarker(ctx context.Context, cfg installer.Config) (*installer.Result, error) {
 	oldMarker, _ := readMarker(r.opts.Root)
 	cfg.MarkerFound = oldMarker != ""
 	if err := writeMarker(r.opts.Root, r.opts.Version); err != nil {
-		return outcome{err: failure.New(failure.SystemStateInvalid, err, "Cannot write %s. Check that /var/log is writable and not full.", MarkerPath)}
+		return nil, failure.New(failure.SystemStateInvalid, err, "Cannot write %s. Check that /var/log is writable and not full.", MarkerPath)
 	}
 	res, err := installer.Install(ctx, cfg)
 	if err != nil {
@@ -325,30 +355,39 @@ func (r *run) converge(ctx context.Context) outcome {
 		} else {
 			_ = r.opts.Root.RemoveIfExists(MarkerPath)
 		}
-		subs = withSSHDWarnings(subs)
-		if failure.CodeOf(err) == failure.RepositoryUnreachable {
-			subs = append(subs, r.diagnose(ctx, cfg.Location, cl))
-		}
-		return outcome{err: err, substatus: subs}
 	}
-	subs = withSSHDWarnings(subs)
+	return res, err
+}
+
+// afterInstall gathers the warnings only a finished install can give: the
+// SELinux domain (aad_permissions is loaded only now), a release outside
+// Microsoft's table, and waits on the repository's rate limit.
+func (r *run) afterInstall(ctx context.Context, p distro.Platform, res *installer.Result) []agent.Substatus {
+	var subs []agent.Substatus
+	say := func(s agent.Substatus) {
+		r.summary.say("%s", s.Message)
+		subs = append(subs, s)
+	}
 	if _, ok := res.Packages[installer.SELinuxPackageName]; ok {
-		// Only now is aad_permissions loaded: whether it covers the
-		// policy's sshd_session_t domain can be asked only after the
-		// install (docs/selinux.md).
-		for _, w := range checks.SELinuxWarnings(ctx, r.opts.Runner, r.opts.Root) {
-			r.summary.say("%s", w.Message)
-			subs = append(subs, agent.Substatus{Name: w.Name, Status: agent.Warning, Message: w.Message})
+		for _, s := range warningSubstatus(checks.SELinuxWarnings(ctx, r.opts.Runner, r.opts.Root)) {
+			say(s)
 		}
 	}
 	if p.Unlisted() {
-		msg := releaseWarning(p, res)
-		r.summary.say("%s", msg)
-		subs = append(subs, agent.Substatus{Name: "Release", Status: agent.Warning, Message: msg})
+		say(agent.Substatus{Name: "Release", Status: agent.Warning, Message: releaseWarning(p, res)})
 	}
-	subs = append([]agent.Substatus{{Name: "Repository", Status: agent.Success, Message: repoMessage(res)}}, subs...)
-	r.summary.say("Repository: %s.", repoMessage(res))
-	return outcome{message: successMessage(res.Packages), substatus: subs, mrseq: r.verb == Enable}
+	if sub, ok := r.rateLimitSubstatus(agent.Warning); ok {
+		say(sub)
+	}
+	return subs
+}
+
+func warningSubstatus(ws []checks.Warning) []agent.Substatus {
+	out := make([]agent.Substatus, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, agent.Substatus{Name: w.Name, Status: agent.Warning, Message: w.Message})
+	}
+	return out
 }
 
 // installerConfig builds the installer's dependencies for a platform.
@@ -358,11 +397,17 @@ func (r *run) installerConfig(p distro.Platform) (installer.Config, error) {
 	if err != nil {
 		return installer.Config{}, err
 	}
+	if r.waits == nil {
+		r.waits = &throttle.Log{}
+	}
+	// 429 and 503 from the repository are waited out within the budget
+	// (docs/fleet.md has the bounds).
+	mgr = pkgmgr.WithRetry(mgr, pkgmgr.RetryPolicy{Waits: r.waits, Log: r.log})
 	return installer.Config{
 		Root:           r.opts.Root,
 		Runner:         r.opts.Runner,
 		Log:            r.log,
-		HTTP:           r.httpClient(),
+		HTTP:           httpclient.WithWaits(r.httpClient(), r.waits),
 		Packages:       mgr,
 		Locks:          pkgmgr.Locks{Root: r.opts.Root, Log: r.log},
 		Services:       pkgmgr.Services{Runner: r.opts.Runner, Log: r.log, Root: r.opts.Root},
@@ -371,6 +416,21 @@ func (r *run) installerConfig(p distro.Platform) (installer.Config, error) {
 		Now:            r.opts.Now,
 		HardDeadline:   r.hard,
 	}, nil
+}
+
+// rateLimitSubstatus says how often and how long this run waited on the
+// repository's 429/503 answers; false when it did not.
+func (r *run) rateLimitSubstatus(status agent.State) (agent.Substatus, bool) {
+	sum := r.waits.Summary()
+	if sum == "" {
+		return agent.Substatus{}, false
+	}
+	msg := "The extension " + sum + "."
+	if status != agent.Error {
+		msg = "aadsshlogin was installed, but the extension first " + sum + "."
+	}
+	msg += " packages.microsoft.com allows " + throttle.PMCLimit + "; many VMs installing behind one address reach it (docs/fleet.md in the extension's source says what a fleet needs)."
+	return agent.Substatus{Name: "RateLimit", Status: status, Message: msg}, true
 }
 
 func (r *run) imds() *imds.Client {

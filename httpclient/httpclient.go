@@ -28,6 +28,8 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/net/http/httpproxy"
+
+	"github.com/aadsshlogin/handler/throttle"
 )
 
 // Options configures New. Zero values select the defaults documented on
@@ -50,6 +52,15 @@ type Options struct {
 	Log logrus.FieldLogger
 	// RootCAs replaces the system trust store when set (tests).
 	RootCAs *x509.CertPool
+	// Waits, when set, records every wait before a retry of an HTTP 429 or
+	// 503 answer (the status reports them).
+	Waits *throttle.Log
+	// Now is the clock for Retry-After dates and the remaining budget
+	// (default time.Now).
+	Now func() time.Time
+	// Jitter returns a uniformly random value in [0, n) for n > 0 (default
+	// math/rand/v2's N); tests make it deterministic.
+	Jitter func(n int64) int64
 }
 
 // Defaults applied by New.
@@ -116,8 +127,15 @@ func New(o Options) *retryablehttp.Client {
 	c.RetryMax = o.RetryMax
 	c.RetryWaitMin = o.RetryWaitMin
 	c.RetryWaitMax = o.RetryWaitMax
-	c.CheckRetry = checkRetry
-	c.Backoff = backoff
+	p := policy{now: o.Now, jitter: o.Jitter, waits: o.Waits}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.jitter == nil {
+		p.jitter = rand.N[int64]
+	}
+	c.CheckRetry = p.checkRetry
+	c.Backoff = p.backoff
 	c.ErrorHandler = lastAnswer
 	// retryablehttp logs to stderr by default; the agent captures stderr
 	// into its own log, so without a logger we stay silent.
@@ -206,7 +224,19 @@ func Retryable(status int) bool {
 	return false
 }
 
-func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+// policy decides about retries and waits. Retry-After is honoured in full
+// when the time budget (the request context's deadline) allows it; when it
+// points past the deadline the loop stops at once and the caller reports
+// the answer (HTTP 429 with the rate limit named), instead of sleeping into
+// the deadline. Every request is bounded by RetryMax: at most RetryMax+1
+// requests per download.
+type policy struct {
+	now    func() time.Time
+	jitter func(n int64) int64
+	waits  *throttle.Log
+}
+
+func (p policy) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	// The caller gave up (deadline or cancel): stop at once and say why.
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return false, ctxErr
@@ -214,7 +244,53 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	if err != nil {
 		return !permanent(err), err
 	}
-	return Retryable(resp.StatusCode), nil
+	if !Retryable(resp.StatusCode) {
+		return false, nil
+	}
+	if d, ok := retryAfter(resp.Header.Get("Retry-After"), p.now()); ok {
+		if dl, has := ctx.Deadline(); has && p.now().Add(d).After(dl) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// backoff honours a Retry-After from the server in full, plus a random
+// extra of up to a quarter of it (at most maxWait), so that a fleet told
+// the same moment does not come back at once. Without one it waits a
+// uniformly random time between zero and an exponentially growing cap
+// ("full jitter"), so many VMs retrying against the same repository spread
+// out. The wait never extends past the request context's deadline. Waits
+// on 429 and 503 are recorded.
+func (p policy) backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
+	var d time.Duration
+	if ra, ok := retryAfterOf(resp, p.now()); ok {
+		d = ra + time.Duration(p.jitter(int64(min(ra/4, maxWait))+1))
+	} else {
+		ceiling := maxWait
+		if attempt < 30 {
+			if c := minWait << attempt; c > 0 && c < maxWait {
+				ceiling = c
+			}
+		}
+		d = time.Duration(p.jitter(int64(ceiling) + 1))
+	}
+	if resp != nil && resp.Request != nil {
+		if dl, ok := resp.Request.Context().Deadline(); ok {
+			d = min(d, max(dl.Sub(p.now()), 0))
+		}
+		if throttle.Transient(resp.StatusCode) {
+			p.waits.Add(throttle.Wait{Source: "GET " + RedactURL(resp.Request.URL.String()), Status: resp.StatusCode, Delay: d})
+		}
+	}
+	return d
+}
+
+func retryAfterOf(resp *http.Response, now time.Time) (time.Duration, bool) {
+	if resp == nil {
+		return 0, false
+	}
+	return retryAfter(resp.Header.Get("Retry-After"), now)
 }
 
 // permanent reports transport errors that the same request will hit again:
@@ -236,25 +312,6 @@ func permanent(err error) bool {
 		}
 	}
 	return errors.Is(err, ErrRedirectRefused)
-}
-
-// backoff waits a uniformly random time between zero and an exponentially
-// growing cap ("full jitter"), so many VMs retrying against the same
-// repository spread out. A Retry-After from the server is honoured up to
-// max: waiting longer would blow the handler's time budget.
-func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
-	if resp != nil {
-		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			return min(d, maxWait)
-		}
-	}
-	ceiling := maxWait
-	if attempt < 30 {
-		if c := minWait << attempt; c > 0 && c < maxWait {
-			ceiling = c
-		}
-	}
-	return rand.N(ceiling + 1)
 }
 
 // retryAfter parses the seconds and HTTP-date forms of Retry-After.
@@ -389,6 +446,16 @@ func WithLog(c *retryablehttp.Client, log logrus.FieldLogger) *retryablehttp.Cli
 	return cp
 }
 
+// WithWaits returns a copy of c whose retries follow this package's
+// policy (Retry-After within the budget, jittered backoff) and record each
+// wait on a 429 or 503 in waits, so the status can say the run waited.
+func WithWaits(c *retryablehttp.Client, waits *throttle.Log) *retryablehttp.Client {
+	cp := clone(c)
+	p := policy{now: time.Now, jitter: rand.N[int64], waits: waits}
+	cp.CheckRetry, cp.Backoff = p.checkRetry, p.backoff
+	return cp
+}
+
 // clone copies c's settings into a new client (the struct holds
 // sync.Once values, so it cannot be copied as a whole).
 func clone(c *retryablehttp.Client) *retryablehttp.Client {
@@ -420,7 +487,14 @@ func WarmTrustStore() {
 }
 
 // Reason turns a transport error into a few words a user understands
-// ("connection refused", "certificate verify failed", …).
+// ("connection refused", "certificate verify failed: …"). It is the one
+// wording of network errors: the downloads, the IMDS client and the network
+// diagnosis (checks) all use it, adding their own context (URL, host, step)
+// around it. Certificate problems say what usually causes them: a
+// TLS-inspecting proxy or firewall for an untrusted issuer, something else
+// answering for a wrong name, the VM's clock for a certificate not valid
+// now. Anything unrecognised is "network error": Go's error text goes to
+// the log, not to the user.
 func Reason(err error) string {
 	var (
 		unknownCA   x509.UnknownAuthorityError
@@ -432,6 +506,8 @@ func Reason(err error) string {
 		netErr      net.Error
 	)
 	switch {
+	case err == nil:
+		return "no error"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timed out"
 	case errors.Is(err, context.Canceled):
@@ -439,15 +515,26 @@ func Reason(err error) string {
 	case errors.Is(err, ErrRedirectRefused):
 		return "the server redirected to plain HTTP, to another host or too often, which the extension does not follow"
 	case errors.As(err, &unknownCA):
-		return "certificate verify failed (certificate signed by an unknown authority)"
+		issuer := "an unknown issuer"
+		if unknownCA.Cert != nil && unknownCA.Cert.Issuer.CommonName != "" {
+			issuer = strconv.Quote(unknownCA.Cert.Issuer.CommonName)
+		}
+		return "certificate verify failed: the certificate, issued by " + issuer +
+			", is not trusted; a TLS-inspecting proxy or firewall may be intercepting the connection"
 	case errors.As(err, &hostnameErr):
-		return "certificate verify failed (the certificate does not match the host name)"
+		return "certificate verify failed: the certificate is not valid for " + hostnameErr.Host +
+			"; something other than the real server answered"
+	case errors.As(err, &invalidCert) && invalidCert.Reason == x509.Expired:
+		return "certificate verify failed: the certificate is expired or not yet valid; check the VM's clock"
 	case errors.As(err, &invalidCert):
-		return "certificate verify failed (certificate expired or not valid)"
+		return "certificate verify failed: the certificate is not valid (" + strings.TrimPrefix(invalidCert.Error(), "x509: ") + ")"
 	case errors.As(err, &verifyErr):
 		return "certificate verify failed"
 	case errors.As(err, &dnsErr):
-		return "cannot resolve host name " + dnsErr.Name
+		if dnsErr.Name == "" {
+			return "cannot resolve the host name (" + DNSReason(dnsErr) + ")"
+		}
+		return "cannot resolve host name " + dnsErr.Name + " (" + DNSReason(dnsErr) + ")"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
 	case errors.Is(err, syscall.ECONNRESET):
@@ -458,13 +545,29 @@ func Reason(err error) string {
 		return "network unreachable"
 	case errors.As(err, &recordErr) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		// net/http reports the second form only as text.
-		return "TLS handshake failed (the server does not speak HTTPS)"
+		return "the server did not speak TLS"
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return "timed out"
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		return "connection closed by the server"
 	case strings.Contains(err.Error(), "tls: "):
-		return "TLS handshake failed"
+		msg := err.Error()
+		return "TLS error: " + msg[strings.LastIndex(msg, "tls: ")+len("tls: "):]
 	}
 	return "network error"
+}
+
+// DNSReason says why a name lookup failed, without the name (callers that
+// name the host themselves use it; Reason adds the name).
+func DNSReason(err error) string {
+	var de *net.DNSError
+	switch {
+	case errors.As(err, &de) && de.IsNotFound:
+		return "no such host"
+	case errors.As(err, &de) && de.IsTimeout, errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case errors.As(err, &de) && de.Err != "":
+		return de.Err
+	}
+	return "lookup failed"
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sirupsen/logrus"
+
+	"github.com/aadsshlogin/handler/throttle"
 )
 
 func fast(o Options) Options {
@@ -148,21 +151,15 @@ func TestContextCancelStops(t *testing.T) {
 }
 
 func TestBackoffFullJitterAndRetryAfter(t *testing.T) {
+	p := policy{now: time.Now, jitter: rand.N[int64]}
 	for attempt := range 10 {
 		for range 50 {
-			d := backoff(10*time.Millisecond, 80*time.Millisecond, attempt, nil)
+			d := p.backoff(10*time.Millisecond, 80*time.Millisecond, attempt, nil)
 			ceiling := min(10*time.Millisecond<<attempt, 80*time.Millisecond)
 			if d < 0 || d > ceiling {
 				t.Fatalf("attempt %d: %s outside [0,%s]", attempt, d, ceiling)
 			}
 		}
-	}
-	resp := &http.Response{StatusCode: 429, Header: http.Header{"Retry-After": {"3"}}}
-	if d := backoff(time.Millisecond, 10*time.Second, 0, resp); d != 3*time.Second {
-		t.Errorf("Retry-After 3: %s", d)
-	}
-	if d := backoff(time.Millisecond, time.Second, 0, resp); d != time.Second {
-		t.Errorf("Retry-After capped: %s", d)
 	}
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	if d, ok := retryAfter(now.Add(5*time.Second).Format(http.TimeFormat), now); !ok || d != 5*time.Second {
@@ -170,6 +167,127 @@ func TestBackoffFullJitterAndRetryAfter(t *testing.T) {
 	}
 	if _, ok := retryAfter("soon", now); ok {
 		t.Error("garbage Retry-After accepted")
+	}
+	if _, ok := retryAfter("-3", now); ok {
+		t.Error("negative Retry-After accepted")
+	}
+	if d, ok := retryAfter(now.Add(-time.Minute).Format(http.TimeFormat), now); !ok || d != 0 {
+		t.Errorf("date in the past: %s %v", d, ok)
+	}
+}
+
+// throttled builds a 429/503 answer to a request whose context ends at
+// deadline (zero: no deadline).
+func throttled(t *testing.T, code int, retryAfter string, deadline time.Time) *http.Response {
+	t.Helper()
+	ctx := context.Background()
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		t.Cleanup(cancel)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://packages.microsoft.com/keys/microsoft.asc?sig=secret", nil)
+	h := http.Header{}
+	if retryAfter != "" {
+		h.Set("Retry-After", retryAfter)
+	}
+	return &http.Response{StatusCode: code, Header: h, Request: req}
+}
+
+// The clock and the random source are injected: no test sleeps.
+func TestRetryAfterHonouredInFullWithinTheBudget(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	maxJitter := func(n int64) int64 { return n - 1 }
+	waits := &throttle.Log{}
+	p := policy{now: clock, jitter: maxJitter, waits: waits}
+
+	// Seconds form, longer than RetryWaitMax: honoured in full (retrying
+	// earlier would only meet the limit again), plus up to a quarter.
+	if d := p.backoff(time.Millisecond, 10*time.Second, 0, throttled(t, 429, "40", time.Time{})); d != 50*time.Second {
+		t.Errorf("Retry-After 40 with the largest jitter: waited %s, want 40 s + 10 s", d)
+	}
+	noJitter := policy{now: clock, jitter: func(int64) int64 { return 0 }, waits: waits}
+	if d := noJitter.backoff(time.Millisecond, 10*time.Second, 0, throttled(t, 503, now.Add(7*time.Second).UTC().Format(http.TimeFormat), time.Time{})); d < 6*time.Second || d > 7*time.Second {
+		t.Errorf("Retry-After as a date 7 s ahead: waited %s", d)
+	}
+	// Capped by the remaining budget.
+	if d := p.backoff(time.Millisecond, 10*time.Second, 0, throttled(t, 429, "40", now.Add(42*time.Second))); d != 42*time.Second {
+		t.Errorf("Retry-After 40 + jitter with 42 s left: waited %s, want 42 s", d)
+	}
+	// Without Retry-After: capped too.
+	if d := p.backoff(time.Second, 8*time.Second, 5, throttled(t, 503, "", now.Add(3*time.Second))); d != 3*time.Second {
+		t.Errorf("backoff with 3 s left: %s", d)
+	}
+	ws := waits.Waits()
+	if len(ws) != 4 || ws[0].Status != 429 || ws[1].Status != 503 || ws[0].Delay != 50*time.Second {
+		t.Fatalf("recorded waits %+v", ws)
+	}
+	if strings.Contains(ws[0].Source, "secret") || !strings.Contains(ws[0].Source, "/keys/microsoft.asc") {
+		t.Errorf("wait source %q", ws[0].Source)
+	}
+	// 500 is retried but is not a rate limit: not recorded.
+	p.backoff(time.Millisecond, time.Second, 0, throttled(t, 500, "", time.Time{}))
+	if n, _ := waits.Total(); n != 4 {
+		t.Errorf("a 500 was recorded as a rate-limit wait")
+	}
+}
+
+func TestRetryAfterPastTheBudgetStopsAtOnce(t *testing.T) {
+	now := time.Now()
+	p := policy{now: func() time.Time { return now }, jitter: func(int64) int64 { return 0 }}
+	resp := throttled(t, 429, "120", now.Add(time.Minute))
+	ok, err := p.checkRetry(resp.Request.Context(), resp, nil)
+	if ok || err != nil {
+		t.Errorf("Retry-After 120 s with 60 s left: retry=%v err=%v, want no retry", ok, err)
+	}
+	resp = throttled(t, 429, "30", now.Add(time.Minute))
+	if ok, _ := p.checkRetry(resp.Request.Context(), resp, nil); !ok {
+		t.Error("Retry-After 30 s with 60 s left not retried")
+	}
+	resp = throttled(t, 404, "1", time.Time{})
+	if ok, _ := p.checkRetry(resp.Request.Context(), resp, nil); ok {
+		t.Error("404 retried")
+	}
+}
+
+// End to end through retryablehttp: 429 twice (Retry-After: 0), then the
+// body; the waits are recorded; a 429 that never ends is returned to the
+// caller after RetryMax+1 requests.
+func TestThrottledDownloadRetriedAndBounded(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/forever" || n.Add(1) <= 2 {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(429)
+			return
+		}
+		io.WriteString(w, "key")
+	}))
+	defer srv.Close()
+	waits := &throttle.Log{}
+	c := New(Options{RetryMax: 3, RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond, Waits: waits})
+	resp, err := c.Get(srv.URL + "/key")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("got %v %v", resp, err)
+	}
+	Drain(resp.Body)
+	if got, _ := waits.Total(); got != 2 {
+		t.Errorf("%d waits recorded, want 2", got)
+	}
+	var forever atomic.Int32
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		forever.Add(1)
+		w.Header().Set("Retry-After", "0")
+		w.WriteHeader(429)
+	})
+	resp, err = c.Get(srv.URL + "/forever")
+	if err != nil || resp.StatusCode != 429 {
+		t.Fatalf("never-ending 429: %v %v, want the 429 answer", resp, err)
+	}
+	Drain(resp.Body)
+	if forever.Load() != 4 {
+		t.Errorf("%d requests for a never-ending 429, want RetryMax+1 = 4", forever.Load())
 	}
 }
 

@@ -13,11 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -307,7 +305,7 @@ func (a *answer) identityFailure() error {
 // how describes an answer in a few words for the user.
 func (a *answer) how() string {
 	if a.err != nil {
-		return describeErr(a.err)
+		return httpclient.Reason(a.err)
 	}
 	if a.bad {
 		return fmt.Sprintf("unexpected answer: HTTP %d without a token", a.status)
@@ -322,25 +320,6 @@ func (a *answer) how() string {
 		return "HTTP 200: a token for a user-assigned identity"
 	}
 	return fmt.Sprintf("HTTP %d", a.status)
-}
-
-func describeErr(err error) string {
-	var ne net.Error
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ENETUNREACH):
-		return "network unreachable"
-	case errors.Is(err, syscall.EHOSTUNREACH):
-		return "host unreachable"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return "timed out"
-	case errors.Is(err, context.Canceled):
-		return "cancelled"
-	}
-	return "no connection"
 }
 
 func (c *Client) logger() logrus.FieldLogger {

@@ -8,9 +8,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -324,5 +326,20 @@ func TestRedirectsNotFollowed(t *testing.T) {
 	}
 	if New(nil).HTTP.HTTPClient.CheckRedirect == nil {
 		t.Error("the production client has no redirect policy")
+	}
+}
+
+// TestAnswerWordsNetworkErrorsLikeHTTPClient: IMDS failures are worded by
+// httpclient.Reason, like every other network error.
+func TestAnswerWordsNetworkErrorsLikeHTTPClient(t *testing.T) {
+	for _, err := range []error{
+		&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)},
+		errors.New("something odd"),
+		context.DeadlineExceeded,
+	} {
+		a := &answer{err: err}
+		if got, want := a.how(), httpclient.Reason(err); got != want {
+			t.Errorf("%v: %q, want %q", err, got, want)
+		}
 	}
 }

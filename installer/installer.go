@@ -11,12 +11,12 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sirupsen/logrus"
 
+	"github.com/aadsshlogin/handler/beside"
 	"github.com/aadsshlogin/handler/cmdrun"
 	"github.com/aadsshlogin/handler/distro"
 	"github.com/aadsshlogin/handler/failure"
@@ -114,10 +114,86 @@ type Result struct {
 }
 
 // Install converges the machine: the repository and key configured, the
-// packages installed at the newest (or pinned) version, and SSH login with
+// packages installed at the newest (or held) version, and SSH login with
 // Entra ID verified. On failure every change this run made is undone and the
 // returned error says so.
+//
+// The steps, in order: wait for the package manager's lock and repair an
+// interrupted dpkg; configure the repository (keys and definition); refresh
+// it; prepare the version hold; install the packages; verify the wiring;
+// lock the held version; save the state. Two reads go on beside them: the
+// repository's resolution (folder, offer, keys) from the start, and the
+// query of what is installed from the moment the package manager is free.
 func Install(ctx context.Context, c Config) (res *Result, err error) {
+	t, err := c.begin()
+	if err != nil {
+		return nil, err
+	}
+	c = t.c // with the hold's view of the package manager
+	defer c.pauseAutoUpdates(ctx, t.log)()
+	defer t.undoOnFailure(ctx, &err)
+
+	repository := beside.Start(func() resolution { return c.resolveRepository(ctx) })
+	defer repository.Wait()
+	if err := t.waitForPackageManager(ctx); err != nil {
+		return nil, err
+	}
+	installed := beside.Start(func() answer { return t.queryInstalled(ctx) })
+	defer installed.Wait()
+
+	if err := t.configureRepository(ctx, repository.Wait()); err != nil {
+		return nil, err
+	}
+	if err := t.refresh(ctx); err != nil {
+		return nil, err
+	}
+	if err := t.learnInstalled(installed.Wait()); err != nil {
+		return nil, err
+	}
+	if err := c.prepareHold(ctx, t.j, t.state, t.prev, t.res, t.hold); err != nil {
+		return nil, err
+	}
+	if err := t.installPackages(ctx); err != nil {
+		return nil, err
+	}
+	if err := t.verify(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.finishHold(ctx, t.j, t.state, t.res, t.hold); err != nil {
+		return nil, err
+	}
+	if err := t.save(); err != nil {
+		return nil, err
+	}
+	return t.res, nil
+}
+
+// transaction is one Install's working state: what it found, what it
+// changed (the journal) and what it will report.
+type transaction struct {
+	c     Config
+	log   logrus.FieldLogger
+	j     *journal
+	hold  *holdRun
+	prev  *State // the last successful install's state; nil for none
+	state *State // what this run builds up
+	res   *Result
+	def   repo.Definition
+
+	before      map[string]string // installed before the install
+	names       []string          // our packages, installed by this run
+	preexisting []string          // those of them that were there before
+}
+
+// answer is the query of installed packages run beside the refresh.
+type answer struct {
+	versions map[string]string
+	err      error
+}
+
+// begin plans the version hold, reads the previous state and starts the
+// journal; it changes nothing.
+func (c Config) begin() (*transaction, error) {
 	log := c.Log.WithField("step", "install")
 	hold, err := c.planHold()
 	if err != nil {
@@ -128,62 +204,11 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 	if perr != nil {
 		log.WithError(perr).Warn("ignoring unreadable state; it will be rewritten")
 	}
-	j := &journal{root: c.Root, log: log, backups: StateDir + "/backup"}
-	kind := c.Packages.Kind()
-
-	defer c.pauseAutoUpdates(ctx, log)()
-	defer func() {
-		if err == nil {
-			return
-		}
-		rctx, cancel := c.cleanupContext(ctx)
-		defer cancel()
-		changed := len(j.undo) > 0
-		failed := j.rollback(rctx)
-		err = withRollbackNote(err, changed, failed)
-	}()
-
-	// Downloading the key and choosing the repository folder change
-	// nothing: they go on while we wait for the package manager's lock
-	// and repair an interrupted dpkg. Every return below waits for them.
-	resolved := make(chan resolution, 1)
-	go func() { resolved <- c.resolveRepository(ctx) }()
-	awaitRepository := sync.OnceValue(func() resolution { return <-resolved })
-	defer awaitRepository()
-
-	if err := c.Locks.Wait(ctx, kind); err != nil {
-		return nil, err
-	}
-	if err := c.Packages.Repair(ctx); err != nil {
-		return nil, err
-	}
-
-	// One query for everything the install decides on: whether SELinux
-	// policy is present, and which of our packages are there already. The
-	// package manager is idle and sound now, and nothing below changes
-	// what is installed before the install itself, so the query runs
-	// beside the repository set-up and the refresh.
-	query := []string{SELinuxPackageName, PackageName}
-	if c.Platform.SELinuxPolicyPackage != "" {
-		query = append(query, c.Platform.SELinuxPolicyPackage)
-	}
-	type answer struct {
-		versions map[string]string
-		err      error
-	}
-	answered := make(chan answer, 1)
-	go func() {
-		v, err := c.Packages.Installed(ctx, query...)
-		answered <- answer{v, err}
-	}()
-	awaitBefore := sync.OnceValue(func() answer { return <-answered })
-	defer awaitBefore()
-
 	state := &State{
 		HandlerVersion: c.HandlerVersion,
 		ConfigHash:     c.ConfigHash,
 		Distro:         c.Platform.OS.ID + " " + c.Platform.OS.VersionID,
-		PackageManager: kind,
+		PackageManager: c.Packages.Kind(),
 		Packages:       map[string]string{},
 		Backups:        map[string]string{},
 	}
@@ -194,40 +219,83 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 		state.ImportedKeys = append(state.ImportedKeys, prev.ImportedKeys...)
 		state.Preinstalled = append(state.Preinstalled, prev.Preinstalled...)
 	}
-	res = &Result{Packages: map[string]string{}}
+	return &transaction{
+		c: c, log: log, hold: hold, prev: prev, state: state,
+		j:   &journal{root: c.Root, log: log, backups: StateDir + "/backup"},
+		res: &Result{Packages: map[string]string{}},
+	}, nil
+}
 
-	def, err := c.configureRepository(ctx, j, state, res, hold.inRepository(kind, awaitRepository()))
-	if err != nil {
-		return nil, err
+// undoOnFailure rolls the journal back when *err is set, and says in the
+// error whether the machine is as it was.
+func (t *transaction) undoOnFailure(ctx context.Context, err *error) {
+	if *err == nil {
+		return
 	}
+	rctx, cancel := t.c.cleanupContext(ctx)
+	defer cancel()
+	changed := len(t.j.undo) > 0
+	failed := t.j.rollback(rctx)
+	*err = withRollbackNote(*err, changed, failed)
+}
 
-	repoID := def.RepoID
-	if def.Reuse {
-		repoID = def.ReuseRepoID
+// waitForPackageManager waits for other package operations to end and
+// repairs what an interrupted one left.
+func (t *transaction) waitForPackageManager(ctx context.Context) error {
+	if err := t.c.Locks.Wait(ctx, t.c.Packages.Kind()); err != nil {
+		return err
 	}
-	if err := c.Packages.Refresh(ctx, repoID, def.Path); err != nil {
-		return nil, err
-	}
+	return t.c.Packages.Repair(ctx)
+}
 
-	ans := awaitBefore()
+// queryInstalled asks, in one query, whether SELinux policy is present and
+// which of our packages are there. It runs beside the repository set-up
+// and refresh: the package manager is idle and sound by then, and nothing
+// before the install changes what is installed.
+func (t *transaction) queryInstalled(ctx context.Context) answer {
+	query := []string{SELinuxPackageName, PackageName}
+	if t.c.Platform.SELinuxPolicyPackage != "" {
+		query = append(query, t.c.Platform.SELinuxPolicyPackage)
+	}
+	v, err := t.c.Packages.Installed(ctx, query...)
+	return answer{v, err}
+}
+
+func (t *transaction) configureRepository(ctx context.Context, rs resolution) error {
+	def, err := t.c.configureRepository(ctx, t.j, t.state, t.res, t.hold.inRepository(t.c.Packages.Kind(), rs))
+	t.def = def
+	return err
+}
+
+func (t *transaction) refresh(ctx context.Context) error {
+	repoID := t.def.RepoID
+	if t.def.Reuse {
+		repoID = t.def.ReuseRepoID
+	}
+	return t.c.Packages.Refresh(ctx, repoID, t.def.Path)
+}
+
+func (t *transaction) learnInstalled(ans answer) error {
 	if ans.err != nil {
-		return nil, fmt.Errorf("checking installed packages: %w", ans.err)
+		return fmt.Errorf("checking installed packages: %w", ans.err)
 	}
-	before := ans.versions
-	if err := c.prepareHold(ctx, j, state, prev, res, hold); err != nil {
-		return nil, err
-	}
+	t.before = ans.versions
+	return nil
+}
+
+// installPackages installs aadsshlogin-selinux (when the SELinux policy
+// package is there) and aadsshlogin, in that order, so the main package's
+// files get their labels (as the shipped extension orders it).
+func (t *transaction) installPackages(ctx context.Context) error {
+	c := t.c
 	var pkgs []pkgmgr.Package
-	if _, has := before[c.Platform.SELinuxPolicyPackage]; has && c.Platform.SELinuxPolicyPackage != "" {
+	if _, has := t.before[c.Platform.SELinuxPolicyPackage]; has && c.Platform.SELinuxPolicyPackage != "" {
 		pkgs = append(pkgs, pkgmgr.Package{Name: SELinuxPackageName})
-		state.SELinux = true
+		t.state.SELinux = true
 	}
-	pkgs = append(pkgs, pkgmgr.Package{Name: PackageName, Version: hold.version})
-	// The SELinux policy module goes first so the main package's files get
-	// their labels (as the shipped extension orders it).
-	var preexisting, names []string
+	pkgs = append(pkgs, pkgmgr.Package{Name: PackageName, Version: t.hold.version})
 	for i, p := range pkgs {
-		_, had := before[p.Name]
+		_, had := t.before[p.Name]
 		// Tell the back end what the query found, as long as it is still
 		// true: a package present stays present, but an absent one may
 		// have come in as a dependency of one installed before it.
@@ -237,78 +305,85 @@ func Install(ctx context.Context, c Config) (res *Result, err error) {
 		case i == 0:
 			p.Presence = pkgmgr.Absent
 		}
-		if err := c.installPackage(ctx, j, p, had); err != nil {
-			// Only now ask whether the repository offers the package at
-			// all (a query that would slow every successful install): if
-			// not, the distribution version is not served yet.
-			if failure.CodeOf(err) == failure.PackageManagerFailed {
-				if lerr := hold.adminLockFailure(p.Name, err); lerr != nil {
-					return nil, lerr
-				}
-				if p.Version != "" {
-					if verr := c.versionNotOffered(ctx, hold, res.RepoURL, err); verr != nil {
-						return nil, verr
-					}
-				}
-				if ok, aerr := c.Packages.Available(ctx, p.Name); aerr == nil && !ok {
-					return nil, failure.New(failure.Unsupported, err,
-						"The repository %s offers no %s package for %s. This distribution version is not supported yet; see https://aka.ms/AADSSHLogin for the supported list.",
-						res.RepoURL, p.Name, c.Platform.OS.PrettyName)
-				}
-			}
-			return nil, err
+		if err := c.installPackage(ctx, t.j, p, had); err != nil {
+			return t.explainInstallFailure(ctx, p, err)
 		}
 		if had {
-			preexisting = append(preexisting, p.Name)
-			if prev == nil && !c.MarkerFound && !slices.Contains(state.Preinstalled, p.Name) {
+			t.preexisting = append(t.preexisting, p.Name)
+			if t.prev == nil && !c.MarkerFound && !slices.Contains(t.state.Preinstalled, p.Name) {
 				// Installed before any extension ran: the administrator's.
-				state.Preinstalled = append(state.Preinstalled, p.Name)
+				t.state.Preinstalled = append(t.state.Preinstalled, p.Name)
 			}
 		}
-		names = append(names, p.Name)
+		t.names = append(t.names, p.Name)
 	}
-	// The verification (sshd -T and file reads) and the query of what is
-	// now installed are independent reads: run them side by side.
-	vopts := verify.Options{Runner: c.Runner, Root: c.Root, SELinux: state.SELinux}
-	verified := make(chan error, 1)
-	go func() { verified <- verify.Verify(ctx, vopts) }()
-	after, err := c.Packages.Installed(ctx, names...)
-	verr := <-verified
-	for _, name := range names {
+	return nil
+}
+
+// explainInstallFailure turns a package-manager failure into its real
+// cause where one can be told: an administrator's lock, a held version the
+// repository lacks, or no such package for this release at all. Only now
+// is the repository asked whether it offers the package (a query that
+// would slow every successful install).
+func (t *transaction) explainInstallFailure(ctx context.Context, p pkgmgr.Package, err error) error {
+	if failure.CodeOf(err) != failure.PackageManagerFailed {
+		return err
+	}
+	if lerr := t.hold.adminLockFailure(p.Name, err); lerr != nil {
+		return lerr
+	}
+	if p.Version != "" {
+		if verr := t.c.versionNotOffered(ctx, t.hold, t.res.RepoURL, err); verr != nil {
+			return verr
+		}
+	}
+	if ok, aerr := t.c.Packages.Available(ctx, p.Name); aerr == nil && !ok {
+		return failure.New(failure.Unsupported, err,
+			"The repository %s offers no %s package for %s. This distribution version is not supported yet; see https://aka.ms/AADSSHLogin for the supported list.",
+			t.res.RepoURL, p.Name, t.c.Platform.OS.PrettyName)
+	}
+	return err
+}
+
+// verify checks that sshd, NSS, PAM (and SELinux) are wired, beside the
+// query of what is now installed. A package that was installed before but
+// is not wired was most likely interrupted while its scripts ran (a reboot
+// mid-install), which rpm never repairs on its own: it is reinstalled once.
+func (t *transaction) verify(ctx context.Context) error {
+	c := t.c
+	vopts := verify.Options{Runner: c.Runner, Root: c.Root, SELinux: t.state.SELinux}
+	verified := beside.Start(func() error { return verify.Verify(ctx, vopts) })
+	after, err := c.Packages.Installed(ctx, t.names...)
+	verr := verified.Wait()
+	for _, name := range t.names {
 		v, has := after[name]
 		if err != nil || !has {
-			return nil, failure.New(failure.PackageManagerFailed, err,
-				"The package manager reported success, but %s is not installed afterwards. Run 'sudo %s' on the VM to see why.", name, installHint(kind, name))
+			return failure.New(failure.PackageManagerFailed, err,
+				"The package manager reported success, but %s is not installed afterwards. Run 'sudo %s' on the VM to see why.", name, installHint(c.Packages.Kind(), name))
 		}
-		state.Packages[name] = v
-		res.Packages[name] = v
+		t.state.Packages[name] = v
+		t.res.Packages[name] = v
 	}
-
-	if verr != nil && len(preexisting) > 0 {
-		// A package that was already installed but is not wired was most
-		// likely interrupted while its scripts ran (a reboot mid-install);
-		// rpm never runs them again on its own. Reinstalling runs them.
-		log.WithError(verr).WithField("packages", preexisting).Warn("verification failed for packages installed earlier; reinstalling them once")
-		if rerr := c.Packages.Reinstall(ctx, preexisting...); rerr != nil {
-			log.WithError(rerr).Warn("reinstall failed")
+	if verr != nil && len(t.preexisting) > 0 {
+		t.log.WithError(verr).WithField("packages", t.preexisting).Warn("verification failed for packages installed earlier; reinstalling them once")
+		if rerr := c.Packages.Reinstall(ctx, t.preexisting...); rerr != nil {
+			t.log.WithError(rerr).Warn("reinstall failed")
 		} else {
 			verr = verify.Verify(ctx, vopts)
 		}
 	}
-	if verr != nil {
-		return nil, verr
-	}
-	if err := c.finishHold(ctx, j, state, res, hold); err != nil {
-		return nil, err
-	}
+	return verr
+}
 
-	state.CompletedAt = c.now()
-	if err := SaveState(c.Root, state); err != nil {
-		return nil, failure.New(failure.SystemStateInvalid, err,
+// save records what the run did, and keeps its changes.
+func (t *transaction) save() error {
+	t.state.CompletedAt = t.c.now()
+	if err := SaveState(t.c.Root, t.state); err != nil {
+		return failure.New(failure.SystemStateInvalid, err,
 			"Cannot save the extension's state in %s (the file system is full or read-only). Free space there and re-apply the extension.", StateDir)
 	}
-	j.commit()
-	return res, nil
+	t.j.commit()
+	return nil
 }
 
 // resolution is what the network says about the repository before

@@ -23,6 +23,7 @@ import (
 
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/httpclient"
+	"github.com/aadsshlogin/handler/throttle"
 )
 
 // MaxKeySize bounds the key download; Microsoft's key is under 1 KiB.
@@ -63,7 +64,7 @@ func fetch(ctx context.Context, client *retryablehttp.Client, url string) ([]byt
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, resp.StatusCode, unreachable(fmt.Sprintf("HTTP %d", resp.StatusCode), fmt.Errorf("GET %s: %s", url, resp.Status))
+		return nil, resp.StatusCode, unreachable(throttle.Answer(resp.StatusCode), fmt.Errorf("GET %s: %s", url, resp.Status))
 	}
 	if resp.ContentLength > MaxKeySize {
 		return nil, resp.StatusCode, unreachable(fmt.Sprintf("the response is too big (%d bytes, at most %d expected)", resp.ContentLength, MaxKeySize), nil)

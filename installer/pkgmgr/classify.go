@@ -113,6 +113,7 @@ var unreachablePhrases = []string{
 	"curl#",
 	"status code: 404",
 	"404  not found",
+	"is temporarily unaccessible", // zypper, after its own retries of a 503 (testdata/throttle/)
 }
 
 // reasonPhrases pick the line that explains an unreachable repository best,

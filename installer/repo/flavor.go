@@ -19,6 +19,7 @@ import (
 	"github.com/aadsshlogin/handler/distro"
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/httpclient"
+	"github.com/aadsshlogin/handler/throttle"
 )
 
 // PackageName is the package whose presence decides a derivative's folder.
@@ -97,7 +98,7 @@ func probeRPM(ctx context.Context, client *retryablehttp.Client, base string) (p
 	case http.StatusNotFound, http.StatusForbidden:
 		return probe{notOffered, fmt.Sprintf("answered HTTP %d", resp.StatusCode)}, nil
 	default:
-		return probe{}, unreachable(repomdURL, fmt.Sprintf("HTTP %d", resp.StatusCode), fmt.Errorf("GET %s: %s", repomdURL, resp.Status))
+		return probe{}, unreachable(repomdURL, throttle.Answer(resp.StatusCode), fmt.Errorf("GET %s: %s", repomdURL, resp.Status))
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRepomdSize+1))
 	if err != nil {
@@ -123,7 +124,7 @@ func probeRPM(ctx context.Context, client *retryablehttp.Client, base string) (p
 	case http.StatusNotFound, http.StatusForbidden:
 		return probe{notOffered, fmt.Sprintf("lists a package list that answers HTTP %d", presp.StatusCode)}, nil
 	default:
-		return probe{}, unreachable(primaryURL, fmt.Sprintf("HTTP %d", presp.StatusCode), fmt.Errorf("GET %s: %s", primaryURL, presp.Status))
+		return probe{}, unreachable(primaryURL, throttle.Answer(presp.StatusCode), fmt.Errorf("GET %s: %s", primaryURL, presp.Status))
 	}
 	tracked := &trackingReader{r: io.LimitReader(presp.Body, maxCompressedList)}
 	list, kind, err := decompress(tracked)

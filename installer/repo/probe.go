@@ -14,6 +14,7 @@ import (
 
 	"github.com/aadsshlogin/handler/distro"
 	"github.com/aadsshlogin/handler/httpclient"
+	"github.com/aadsshlogin/handler/throttle"
 )
 
 // Offer is what a repository said about aadsshlogin before anything was
@@ -75,7 +76,7 @@ func offersApt(ctx context.Context, client *retryablehttp.Client, p distro.Platf
 			continue
 		default:
 			resp.Body.Close()
-			return Offer{}, unreachable(u, fmt.Sprintf("HTTP %d", resp.StatusCode), fmt.Errorf("GET %s: %s", u, resp.Status))
+			return Offer{}, unreachable(u, throttle.Answer(resp.StatusCode), fmt.Errorf("GET %s: %s", u, resp.Status))
 		}
 		offer, err := scanApt(resp.Body, u)
 		resp.Body.Close()

@@ -10,15 +10,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/aadsshlogin/handler/cmdrun"
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/selinux"
+	"github.com/aadsshlogin/handler/sshdconfig"
 	"github.com/aadsshlogin/handler/sysroot"
 )
 
@@ -66,6 +65,12 @@ const certHandler = "/usr/sbin/aad_certhandler"
 // block applies to it.
 const probeUser = "entra-probe@contoso.com"
 
+// probeConn is the connection the configuration files are evaluated for
+// when sshd -T cannot run: the same one effectiveAKC passes to sshd -T -C.
+func probeConn() sshdconfig.Conn {
+	return sshdconfig.Conn{User: probeUser, Host: "localhost", Address: "127.0.0.1"}
+}
+
 // maxMessage bounds the user message: the agent shows it in the portal,
 // where long texts are cut.
 const maxMessage = 900
@@ -92,10 +97,10 @@ func Quick(root sysroot.Root) error {
 			Hint: "the aadsshlogin package was removed or damaged; re-apply the extension to reinstall it"})
 	}
 	ps = append(ps, checkNSS(root)...)
-	cfg := readSSHDConfig(root)
-	if cfg.err != nil {
+	cfg, err := sshdconfig.Read(root)
+	if err != nil {
 		ps = append(ps, Problem{Check: "sshd", Detail: "/etc/ssh/sshd_config could not be read", Hint: "is openssh-server installed?"})
-	} else if !cfg.mentions(certHandlerName) {
+	} else if !mentions(cfg, certHandlerName) {
 		ps = append(ps, sshdMissing("/etc/ssh/sshd_config does not mention aad_certhandler"))
 	}
 	return problemsError(ps)
@@ -208,18 +213,33 @@ func checkSSHD(ctx context.Context, o Options) []Problem {
 			return []Problem{sshdMissing(fmt.Sprintf("sshd's effective configuration for Entra ID users has AuthorizedKeysCommand %s instead of %s", orNone(value), certHandler))}
 		}
 	}
-	cfg := readSSHDConfig(o.Root)
-	if cfg.err != nil {
+	cfg, err := sshdconfig.Read(o.Root)
+	if err != nil {
 		return []Problem{{Check: "sshd", Detail: "/etc/ssh/sshd_config could not be read", Hint: "is openssh-server installed?"}}
 	}
-	value, from := cfg.authorizedKeysCommand(probeUser)
+	d, ok := cfg.Effective("authorizedkeyscommand", probeConn())
+	value := d.Value()
 	if strings.Contains(value, certHandlerName) {
 		return nil
 	}
-	if value == "" {
+	if !ok {
 		return []Problem{sshdMissing("sshd_config has no AuthorizedKeysCommand with aad_certhandler for Entra ID users")}
 	}
-	return []Problem{sshdMissing(fmt.Sprintf("AuthorizedKeysCommand for Entra ID users is '%s' (set in %s) instead of %s", value, from, certHandler))}
+	if strings.EqualFold(value, "none") {
+		value = "none"
+	}
+	return []Problem{sshdMissing(fmt.Sprintf("AuthorizedKeysCommand for Entra ID users is '%s' (set in %s) instead of %s", value, d.File, certHandler))}
+}
+
+// mentions reports whether any active line of the configuration has s in
+// its arguments.
+func mentions(cfg *sshdconfig.Config, s string) bool {
+	for _, d := range cfg.Directives {
+		if strings.Contains(d.Value(), s) {
+			return true
+		}
+	}
+	return false
 }
 
 func orNone(s string) string {
@@ -236,7 +256,8 @@ func effectiveAKC(ctx context.Context, o Options) (string, bool) {
 	if o.Root.Exists("/usr/sbin/sshd") {
 		sshd = "/usr/sbin/sshd"
 	}
-	args := []string{"-T", "-C", "user=" + probeUser + ",host=localhost,addr=127.0.0.1"}
+	conn := probeConn()
+	args := []string{"-T", "-C", "user=" + conn.User + ",host=" + conn.Host + ",addr=" + conn.Address}
 	res, err := o.Runner.Run(ctx, cmdrun.Cmd{Name: sshd, Args: args})
 	if err != nil {
 		return "", false
@@ -318,205 +339,4 @@ func checkSELinux(ctx context.Context, o Options) []Problem {
 	}
 	return []Problem{{Check: "selinux", Detail: "the SELinux module aad_permissions is not loaded",
 		Hint: "aadsshlogin-selinux could not register its policy, often because policycoreutils is too old; update it and re-apply the extension"}}
-}
-
-// sshdLine is one active line of sshd's configuration.
-type sshdLine struct {
-	file    string
-	keyword string // lower case
-	value   string
-	match   []string // the Match criteria in force; nil in the global section
-}
-
-type sshdConfig struct {
-	lines []sshdLine
-	err   error
-}
-
-// readSSHDConfig reads /etc/ssh/sshd_config and its Include files, in the
-// order sshd reads them.
-func readSSHDConfig(root sysroot.Root) sshdConfig {
-	var c sshdConfig
-	var match []string
-	c.err = c.read(root, "/etc/ssh/sshd_config", &match, 0)
-	return c
-}
-
-func (c *sshdConfig) read(root sysroot.Root, file string, match *[]string, depth int) error {
-	if depth > 16 {
-		return fmt.Errorf("%s: Include nested too deeply", file)
-	}
-	data, err := root.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	for _, raw := range strings.Split(string(data), "\n") {
-		line := strings.TrimSpace(raw)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		kw, value := splitKeyword(line)
-		switch kw {
-		case "match":
-			*match = strings.Fields(value)
-			continue
-		case "include":
-			for _, pattern := range strings.Fields(value) {
-				if !strings.HasPrefix(pattern, "/") {
-					pattern = "/etc/ssh/" + pattern
-				}
-				files, err := root.Glob(pattern)
-				if err != nil {
-					continue
-				}
-				sort.Strings(files) // sshd expands globs in lexical order
-				for _, f := range files {
-					if err := c.read(root, f, match, depth+1); err != nil && !errors.Is(err, fs.ErrNotExist) {
-						return err
-					}
-				}
-			}
-			continue
-		}
-		c.lines = append(c.lines, sshdLine{file: file, keyword: kw, value: value, match: *match})
-	}
-	return nil
-}
-
-// splitKeyword splits "Keyword value" or "Keyword=value".
-func splitKeyword(line string) (string, string) {
-	i := strings.IndexAny(line, " \t=")
-	if i < 0 {
-		return strings.ToLower(line), ""
-	}
-	kw := strings.ToLower(line[:i])
-	rest := strings.TrimSpace(line[i:])
-	rest = strings.TrimSpace(strings.TrimPrefix(rest, "="))
-	return kw, rest
-}
-
-func (c sshdConfig) mentions(s string) bool {
-	for _, l := range c.lines {
-		if strings.Contains(l.value, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// authorizedKeysCommand returns the AuthorizedKeysCommand sshd would use
-// for user, and the file that sets it. As in sshd, the first value wins,
-// and a value from a matching Match block overrides the global one.
-func (c sshdConfig) authorizedKeysCommand(user string) (value, file string) {
-	var global, matched *sshdLine
-	for i := range c.lines {
-		l := &c.lines[i]
-		if l.keyword != "authorizedkeyscommand" {
-			continue
-		}
-		if l.match == nil {
-			if global == nil {
-				global = l
-			}
-			continue
-		}
-		if matched == nil && matchApplies(l.match, user) {
-			matched = l
-		}
-	}
-	pick := global
-	if matched != nil {
-		pick = matched
-	}
-	if pick == nil {
-		return "", ""
-	}
-	v := pick.value
-	if strings.EqualFold(v, "none") {
-		v = "none"
-	}
-	return v, pick.file
-}
-
-// matchApplies evaluates Match criteria for a UPN-shaped user connecting
-// from localhost. Group membership is unknown for a user that does not
-// exist yet, so Group never matches; criteria we cannot evaluate
-// (LocalPort, RDomain, …) are assumed to match.
-func matchApplies(criteria []string, user string) bool {
-	for i := 0; i < len(criteria); i++ {
-		crit := strings.ToLower(criteria[i])
-		arg := ""
-		if k, _, ok := strings.Cut(crit, "="); ok {
-			crit, arg = k, criteria[i][len(k)+1:]
-		} else if crit != "all" && i+1 < len(criteria) {
-			i++
-			arg = criteria[i]
-		}
-		var ok bool
-		switch crit {
-		case "all":
-			ok = true
-		case "user":
-			ok = matchList(arg, user, false)
-		case "group":
-			ok = false
-		case "host":
-			ok = matchList(arg, "localhost", true)
-		case "address":
-			ok = matchList(arg, "127.0.0.1", false)
-		default:
-			ok = true
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// matchList applies an OpenSSH pattern list ("a*,!b?,c"): it matches when
-// some positive pattern matches and no negated one does.
-func matchList(list, s string, fold bool) bool {
-	if fold {
-		list, s = strings.ToLower(list), strings.ToLower(s)
-	}
-	got := false
-	for _, p := range strings.Split(list, ",") {
-		p = strings.TrimSpace(p)
-		neg := strings.HasPrefix(p, "!")
-		p = strings.TrimPrefix(p, "!")
-		if wildcard(p, s) {
-			if neg {
-				return false
-			}
-			got = true
-		}
-	}
-	return got
-}
-
-// wildcard matches s against an OpenSSH pattern with * and ?.
-func wildcard(p, s string) bool {
-	pr, sr := []rune(p), []rune(s)
-	pi, si, star, mark := 0, 0, -1, 0
-	for si < len(sr) {
-		switch {
-		case pi < len(pr) && (pr[pi] == '?' || pr[pi] == sr[si]):
-			pi++
-			si++
-		case pi < len(pr) && pr[pi] == '*':
-			star, mark = pi, si
-			pi++
-		case star >= 0:
-			pi = star + 1
-			mark++
-			si = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(pr) && pr[pi] == '*' {
-		pi++
-	}
-	return pi == len(pr)
 }

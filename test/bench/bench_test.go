@@ -59,54 +59,93 @@ func TestBenchmarks(t *testing.T) {
 		os.Setenv(outEnv, t.TempDir())
 	}
 
-	t.Run("install-apt", func(t *testing.T) {
-		sandbox.RunIsolated(t, func(t *testing.T) {
-			writeSection(t, "install-apt", runAB(t, aptDistro, aptPairs))
+	if want("install-apt") {
+		t.Run("install-apt", func(t *testing.T) {
+			sandbox.RunIsolated(t, func(t *testing.T) {
+				writeSection(t, "install-apt", runAB(t, aptDistro, aptPairs))
+			})
 		})
-	})
-	if dnfPairs > 0 {
+	}
+	if dnfPairs > 0 && want("install-dnf") {
 		t.Run("install-dnf", func(t *testing.T) {
 			sandbox.RunIsolated(t, func(t *testing.T) {
 				writeSection(t, "install-dnf", runAB(t, dnfDistro, dnfPairs))
 			})
 		})
 	}
-	t.Run("steady", func(t *testing.T) {
-		sandbox.RunIsolated(t, func(t *testing.T) {
-			writeSection(t, "steady", runSteady(t))
+	if slowAptRounds > 0 && want("slow-distro-apt") {
+		t.Run("slow-distro-apt", func(t *testing.T) {
+			sandbox.RunIsolated(t, func(t *testing.T) {
+				writeSection(t, "slow-distro-apt", runSlowDistro(t, aptDistro, slowAptRounds))
+			})
 		})
-	})
+	}
+	if slowDnfRounds > 0 && want("slow-distro-dnf") {
+		t.Run("slow-distro-dnf", func(t *testing.T) {
+			sandbox.RunIsolated(t, func(t *testing.T) {
+				writeSection(t, "slow-distro-dnf", runSlowDistro(t, dnfDistro, slowDnfRounds))
+			})
+		})
+	}
+	if want("steady") {
+		t.Run("steady", func(t *testing.T) {
+			sandbox.RunIsolated(t, func(t *testing.T) {
+				writeSection(t, "steady", runSteady(t))
+			})
+		})
+	}
 	// The IMDS case mostly waits (up to 2 minutes for an identity), so it
 	// runs next to the repository cases; neither feeds a ratio.
-	t.Run("failures", func(t *testing.T) {
-		t.Run("imds-down", func(t *testing.T) {
-			t.Parallel()
-			sandbox.RunIsolated(t, func(t *testing.T) {
-				c := runFailure(t, "IMDS unreachable", "nothing listens on 169.254.169.254:80 (connection refused)",
-					sandbox.NetworkOptions{IMDS: sandbox.IMDSOptions{Down: true}})
-				writeSection(t, "fail-imds-down", c)
-			})
-		})
-		t.Run("repository", func(t *testing.T) {
-			t.Parallel()
-			sandbox.RunIsolated(t, func(t *testing.T) {
-				t.Run("503", func(t *testing.T) {
-					c := runFailure(t, "repository unreachable (HTTP 503)", "the repository answers 503 to every request",
-						sandbox.NetworkOptions{Repo: sandbox.RepoOptions{Status: map[string]int{"/": 503}}})
-					writeSection(t, "fail-repo-503", c)
-				})
-				t.Run("wrong-cert", func(t *testing.T) {
-					c := runFailure(t, "repository unreachable (untrusted certificate)", "the repository presents a certificate from another CA",
-						sandbox.NetworkOptions{Repo: sandbox.RepoOptions{UseWrongCert: true}})
-					writeSection(t, "fail-wrong-cert", c)
+	if want("failures") {
+		t.Run("failures", func(t *testing.T) {
+			t.Run("imds-down", func(t *testing.T) {
+				t.Parallel()
+				sandbox.RunIsolated(t, func(t *testing.T) {
+					c := runFailure(t, "IMDS unreachable", "nothing listens on 169.254.169.254:80 (connection refused)",
+						sandbox.NetworkOptions{IMDS: sandbox.IMDSOptions{Down: true}})
+					writeSection(t, "fail-imds-down", c)
 				})
 			})
+			t.Run("repository", func(t *testing.T) {
+				t.Parallel()
+				sandbox.RunIsolated(t, func(t *testing.T) {
+					t.Run("503", func(t *testing.T) {
+						c := runFailure(t, "repository unreachable (HTTP 503)", "the repository answers 503 to every request",
+							sandbox.NetworkOptions{Repo: sandbox.RepoOptions{Status: map[string]int{"/": 503}}})
+						writeSection(t, "fail-repo-503", c)
+					})
+					t.Run("wrong-cert", func(t *testing.T) {
+						c := runFailure(t, "repository unreachable (untrusted certificate)", "the repository presents a certificate from another CA",
+							sandbox.NetworkOptions{Repo: sandbox.RepoOptions{UseWrongCert: true}})
+						writeSection(t, "fail-wrong-cert", c)
+					})
+				})
+			})
 		})
-	})
+	}
 	if sandbox.Isolated() {
 		return
 	}
 	report(t, start, startLoad)
+}
+
+// onlyEnv limits a run to some sections (comma-separated names:
+// install-apt, install-dnf, slow-distro-apt, slow-distro-dnf, steady,
+// failures), for working on one of them. Such a run writes its partial
+// report to the temporary folder, never to docs/benchmarks.md.
+const onlyEnv = "AADSSH_BENCH_ONLY"
+
+func want(section string) bool {
+	only := os.Getenv(onlyEnv)
+	if only == "" {
+		return true
+	}
+	for _, s := range strings.Split(only, ",") {
+		if strings.TrimSpace(s) == section {
+			return true
+		}
+	}
+	return false
 }
 
 // report gathers the sections, adds what the parent measures itself (sizes,
@@ -131,6 +170,17 @@ func report(t *testing.T, start time.Time, startLoad string) {
 	} else {
 		r.Missing = append(r.Missing, "fresh install on "+dnfDistro)
 	}
+	var slowApt, slowDnf SlowDistroResult
+	if readSection(dir, "slow-distro-apt", &slowApt) {
+		r.SlowApt = &slowApt
+	} else {
+		r.Missing = append(r.Missing, "install with a slow distribution repository on "+aptDistro)
+	}
+	if readSection(dir, "slow-distro-dnf", &slowDnf) {
+		r.SlowDnf = &slowDnf
+	} else {
+		r.Missing = append(r.Missing, "install with a slow distribution repository on "+dnfDistro)
+	}
 	var st Steady
 	if readSection(dir, "steady", &st) {
 		r.Steady = &st
@@ -151,15 +201,22 @@ func report(t *testing.T, start time.Time, startLoad string) {
 	} else {
 		r.Sizes = s
 	}
-	gb, err := goBench()
-	if err != nil {
-		t.Errorf("in-process benchmarks: %v\n%s", err, gb)
+	if os.Getenv(onlyEnv) == "" {
+		gb, err := goBench()
+		if err != nil {
+			t.Errorf("in-process benchmarks: %v\n%s", err, gb)
+			r.Missing = append(r.Missing, "in-process benchmarks")
+		}
+		r.GoBench = gb
+	} else {
 		r.Missing = append(r.Missing, "in-process benchmarks")
 	}
-	r.GoBench = gb
 	r.TotalTime = time.Since(start)
 
 	doc := filepath.Join(moduleRoot(), "docs", "benchmarks.md")
+	if os.Getenv(onlyEnv) != "" {
+		doc = filepath.Join(os.TempDir(), "benchmarks-partial.md")
+	}
 	if err := os.WriteFile(doc, []byte(r.Markdown()), 0o644); err != nil {
 		t.Errorf("writing %s: %v", doc, err)
 	}

@@ -150,11 +150,15 @@ type Sizes struct {
 // Report is everything that goes into docs/benchmarks.md.
 type Report struct {
 	// Stamp is the commit the figures were measured on.
-	Stamp     provenance.Stamp
-	Machine   Machine
-	Version   string
-	Apt       *ABResult
-	Dnf       *ABResult
+	Stamp   provenance.Stamp
+	Machine Machine
+	Version string
+	Apt     *ABResult
+	Dnf     *ABResult
+	// SlowApt and SlowDnf: the install with a slow distribution
+	// repository configured (issue 10, item 5).
+	SlowApt   *SlowDistroResult
+	SlowDnf   *SlowDistroResult
 	Steady    *Steady
 	Failures  []FailureCase
 	Sizes     *Sizes
@@ -312,6 +316,8 @@ func (r *Report) Rows() []Row {
 	}
 	ab(r.Apt, "apt")
 	ab(r.Dnf, "dnf")
+	rows = append(rows, slowDistroRows(r.SlowApt, "apt")...)
+	rows = append(rows, slowDistroRows(r.SlowDnf, "dnf")...)
 	if s := r.Steady; s != nil {
 		a, b := Median(s.NoopEnableAgentMS), Median(s.NoopEnableBinaryMS)
 		rows = append(rows,
@@ -504,6 +510,8 @@ func (r *Report) notes(b *strings.Builder) {
 		p("packages.microsoft.com and the distribution's mirrors take seconds to minutes, the same fixed costs are a much smaller share ")
 		p("of the install.\n\n")
 	}
+	slowDistroNotes(b, r.SlowApt)
+	slowDistroNotes(b, r.SlowDnf)
 	if st := r.Steady; st != nil && (Median(st.NoopEnableAgentMS) > TargetNoopEnableMS || Median(st.NoopEnableBinaryMS) > TargetNoopEnableMS) {
 		p("**No-op enable.** The median wall time was %s through the agent and %s for the binary alone, but the binary's CPU time ", ms(Median(st.NoopEnableAgentMS)), ms(Median(st.NoopEnableBinaryMS)))
 		p("was only %s: the rest is waiting for a CPU on this busy 2-core machine (see the load average above) and for the disk ", ms(Median(st.NoopEnableCPUMS)))
@@ -588,6 +596,7 @@ func (r *Report) method(b *strings.Builder) {
 		p(")")
 	}
 	p(".\n")
+	slowDistroMethod(b, r.SlowApt, r.SlowDnf)
 	p("- **No-op enable.** After install + enable (seq 0), `agentsim.Agent.Run(enable, seq 0)` again and again, as after every reboot and goal ")
 	p("state: wall time of the agent's command (shell, entry script, the binary). Separately the handler binary alone: ")
 	p("`bin/aadsshlogin-handler-amd64 enable` started directly (chroot into the root, cwd the handler directory, the agent's environment ")
@@ -642,6 +651,8 @@ func (r *Report) details(b *strings.Builder) {
 				secs(Median(res.column(func(p ABPair) float64 { return p.Install - p.BareTotal - p.BareExtra }))))
 		}
 	}
+	slowDistroDetails(b, r.SlowApt)
+	slowDistroDetails(b, r.SlowDnf)
 	if s := r.Steady; s != nil {
 		p("\n### Installed handler (%s)\n\n", s.Distro)
 		p("| | runs | min | median | p90 | max |\n|---|---|---|---|---|---|\n")

@@ -64,3 +64,70 @@ func TestReportNarrowlyMet(t *testing.T) {
 		t.Errorf("ratio 1.05 reported as narrow:\n%s", md)
 	}
 }
+
+// TestReportSlowDistro: the slow-distribution-repository section gives
+// both ratios against their targets, the handler's requests to that
+// repository, a reason for each miss (the handler asked it; the fixed
+// costs) and the per-round table; a section not run is "not measured".
+func TestReportSlowDistro(t *testing.T) {
+	met := &SlowDistroResult{Distro: "debian-12", Manager: "apt", DelaySeconds: 2,
+		AdminCommands: []string{"apt-get update", "apt-get install -y aadsshlogin"},
+		Rounds: []SlowDistroRound{
+			{Order: "SCM", Slow: 1.5, Clean: 1.4, Admin: 6, AdminRefresh: 5, AdminInstall: 1, AdminRequests: 2, Ratio: 1.5 / 1.4, AdminRatio: 0.25},
+			{Order: "MCS", Slow: 1.4, Clean: 1.5, Admin: 6.2, AdminRefresh: 5.1, AdminInstall: 1.1, AdminRequests: 2, Ratio: 1.4 / 1.5, AdminRatio: 1.4 / 6.2},
+		}}
+	missed := &SlowDistroResult{Distro: "rhel-9.4", Manager: "dnf", DelaySeconds: 2,
+		AdminCommands: []string{"rpm --import /etc/pki/rpm-gpg/microsoft-aadsshlogin.asc", "dnf -y install aadsshlogin"},
+		Rounds: []SlowDistroRound{
+			{Order: "SCM", Slow: 14, Clean: 2, Admin: 13, AdminInstall: 13, SlowRequests: 6, AdminRequests: 6, Ratio: 7, AdminRatio: 14.0 / 13},
+		}}
+	r := &Report{Machine: DescribeMachine(time.Unix(0, 0)), SlowApt: met, SlowDnf: missed}
+	verdicts := map[string]string{}
+	for _, row := range r.Rows() {
+		verdicts[row.Figure] = row.Met
+	}
+	want := map[string]string{
+		"Install with a slow distribution repository (2.00 s per request), apt (debian-12): median ratio handler install with it / without it, 2 pairs": "met",
+		"… handler install / the administrator's `apt-get update && apt-get install -y aadsshlogin` on the same root (debian-12), median of 2":          "met",
+		"… requests to the slow distribution repository during the handler's installs (debian-12); during the administrator's, median":                  "met",
+		"Install with a slow distribution repository (2.00 s per request), dnf (rhel-9.4): median ratio handler install with it / without it, 1 pairs":  "MISSED",
+		"… handler install / the administrator's `dnf -y install aadsshlogin` on the same root (rhel-9.4), median of 1":                                 "MISSED",
+		"… requests to the slow distribution repository during the handler's installs (rhel-9.4); during the administrator's, median":                   "MISSED",
+	}
+	for fig, v := range want {
+		if verdicts[fig] != v {
+			t.Errorf("%q: %q, want %q\n%s", fig, verdicts[fig], v, Table(r.Rows()))
+		}
+	}
+	md := r.Markdown()
+	for _, s := range []string{
+		"| 1.002 (pairs 0.93–1.07; medians 1.45 s vs 1.45 s) | ≤ 1.20 | met |",
+		"| 0 from the handler | met |",
+		"| 6; 6 | 0 from the handler | MISSED |",
+		"**Install with a slow distribution repository, dnf (rhel-9.4).** The handler's install takes 14.0 s with the slow distribution repository configured against 2.00 s without it",
+		"The handler asked that repository 6 times in 1 installs",
+		"**Against the administrator's commands, dnf (rhel-9.4).**",
+		"### Install with a slow distribution repository (2.00 s per request), debian-12 (apt)",
+		"| 1 | SCM | 14.0 s | 6 | 2.00 s | 7.00 | 13.0 s | — | 13.0 s | 6 | 1.08 |",
+		"answers every request after 2.00 s",
+		"dnf: `rpm --import /etc/pki/rpm-gpg/microsoft-aadsshlogin.asc`, `dnf -y install aadsshlogin`",
+	} {
+		if !strings.Contains(md, s) {
+			t.Errorf("report lacks %q", s)
+		}
+	}
+	if strings.Contains(md, "**Install with a slow distribution repository, apt") || strings.Contains(md, "**Against the administrator's commands, apt") {
+		t.Error("a met target of the apt section got a note")
+	}
+
+	none := (&Report{Machine: DescribeMachine(time.Unix(0, 0))}).Rows()
+	var notMeasured int
+	for _, row := range none {
+		if strings.HasPrefix(row.Figure, "Install with a slow distribution repository") && row.Met == "not measured" {
+			notMeasured++
+		}
+	}
+	if notMeasured != 2 {
+		t.Errorf("%d slow-distribution rows not measured, want 2 (apt, dnf):\n%s", notMeasured, Table(none))
+	}
+}

@@ -162,6 +162,9 @@ func (f *fx) repoFile() string {
 	case f.Root.Spec.Manager == "zypper":
 		return harness.ZypperRepo
 	}
+	if f.Root.Spec.Manager == "zypper" {
+		return harness.ZypperRepo
+	}
 	return harness.YumRepo
 }
 

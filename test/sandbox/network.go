@@ -9,6 +9,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -56,6 +58,99 @@ type RepoOptions struct {
 	// Files are served at their URL path instead of the web root's file
 	// (e.g. Microsoft's real public keys at /keys/microsoft.asc).
 	Files map[string][]byte
+	// RateLimit answers like PMC past its limit (a fixed window, 429 with
+	// Retry-After); nil: no limit. It keeps its own counters, so keep the
+	// pointer to read them (Limited, Served).
+	RateLimit *RateLimit
+	// Bursts answer a status (429, 503) to the first matching requests,
+	// then let them through.
+	Bursts []*Burst
+}
+
+// RateLimit is a fixed-window request limit over all clients together (a
+// fleet behind one address): the first Limit requests of each Window are
+// served, the others answered 429 Too Many Requests with Retry-After set to
+// the seconds left in the window. The first window starts with the first
+// request.
+type RateLimit struct {
+	Limit  int
+	Window time.Duration
+
+	mu      sync.Mutex
+	start   time.Time
+	n       int // requests in the current window
+	served  int // requests let through
+	limited int // 429 answers
+}
+
+// take counts one request; it reports whether it may be served and, if
+// not, the Retry-After to send.
+func (l *RateLimit) take(now time.Time) (ok bool, retryAfter int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.start.IsZero() || now.Sub(l.start) >= l.Window {
+		if l.start.IsZero() {
+			l.start = now
+		} else {
+			l.start = l.start.Add(now.Sub(l.start).Truncate(l.Window))
+		}
+		l.n = 0
+	}
+	l.n++
+	if l.n <= l.Limit {
+		l.served++
+		return true, 0
+	}
+	l.limited++
+	left := l.start.Add(l.Window).Sub(now)
+	return false, max(1, int((left+time.Second-1)/time.Second))
+}
+
+// Limited is the number of 429 answers so far.
+func (l *RateLimit) Limited() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.limited
+}
+
+// Served is the number of requests let through so far.
+func (l *RateLimit) Served() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.served
+}
+
+// Burst answers Status to the first Count requests whose URL path contains
+// one of Match (every request when Match is empty); Count < 0 never ends.
+// RetryAfter, when set, is sent as the Retry-After header.
+type Burst struct {
+	Match      []string
+	Status     int
+	Count      int
+	RetryAfter string
+
+	mu       sync.Mutex
+	answered int
+}
+
+func (b *Burst) take(p string) bool {
+	if len(b.Match) > 0 && !slices.ContainsFunc(b.Match, func(m string) bool { return strings.Contains(p, m) }) {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.Count >= 0 && b.answered >= b.Count {
+		return false
+	}
+	b.answered++
+	return true
+}
+
+// Answered is the number of requests the burst answered with its status.
+func (b *Burst) Answered() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.answered
 }
 
 // RepoRequest is one request the repository server saw.
@@ -158,7 +253,7 @@ func (s *RepoServer) SetRule(prefix string, code int) {
 	s.rules[prefix] = code
 }
 
-// SetOptions replaces the options that can change at run time (Delay,
+// SetOptions replaces the options that can change at run time (Delay, RateLimit, Bursts,
 // TruncatePackages, CorruptPackages, UseWrongCert, OtherKey, HostDirs);
 // Status is merged as SetRule would.
 func (s *RepoServer) SetOptions(o RepoOptions) {
@@ -251,6 +346,22 @@ func (s *RepoServer) serve(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(o.Delay):
 		case <-r.Context().Done():
+			return
+		}
+	}
+	if l := o.RateLimit; l != nil {
+		if ok, after := l.take(time.Now()); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(after))
+			http.Error(w, http.StatusText(http.StatusTooManyRequests), http.StatusTooManyRequests)
+			return
+		}
+	}
+	for _, b := range o.Bursts {
+		if b.take(r.URL.Path) {
+			if b.RetryAfter != "" {
+				w.Header().Set("Retry-After", b.RetryAfter)
+			}
+			http.Error(w, http.StatusText(b.Status), b.Status)
 			return
 		}
 	}

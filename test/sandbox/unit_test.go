@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRunPattern(t *testing.T) {
@@ -96,5 +97,50 @@ func TestRealDistros(t *testing.T) {
 		if d.Suite != "" && !strings.HasSuffix(name, "-real") {
 			t.Errorf("%s is a real root but not named -real", name)
 		}
+	}
+}
+
+func TestRateLimitFixedWindow(t *testing.T) {
+	l := &RateLimit{Limit: 3, Window: 10 * time.Second}
+	t0 := time.Unix(1000, 0)
+	for i := range 3 {
+		if ok, _ := l.take(t0.Add(time.Duration(i) * time.Second)); !ok {
+			t.Fatalf("request %d refused within the limit", i+1)
+		}
+	}
+	ok, after := l.take(t0.Add(2500 * time.Millisecond))
+	if ok || after != 8 {
+		t.Errorf("4th request: ok=%v Retry-After=%d, want refused with 8 (7.5 s left, rounded up)", ok, after)
+	}
+	// The next window starts at t0+10s, whatever time the request comes.
+	if ok, _ := l.take(t0.Add(23 * time.Second)); !ok {
+		t.Error("first request of a later window refused")
+	}
+	l.take(t0.Add(24 * time.Second))
+	l.take(t0.Add(25 * time.Second))
+	if ok, after := l.take(t0.Add(29500 * time.Millisecond)); ok || after != 1 {
+		t.Errorf("over the limit 0.5 s before the window ends: ok=%v Retry-After=%d", ok, after)
+	}
+	if l.Served() != 6 || l.Limited() != 2 {
+		t.Errorf("served %d limited %d, want 6 and 2", l.Served(), l.Limited())
+	}
+}
+
+func TestBurstCountsMatchingRequests(t *testing.T) {
+	b := &Burst{Match: []string{"/keys/"}, Status: 429, Count: 2}
+	if b.take("/repos/x/InRelease") {
+		t.Error("a path that does not match was answered")
+	}
+	if !b.take("/keys/microsoft.asc") || !b.take("/keys/microsoft.asc") || b.take("/keys/microsoft.asc") {
+		t.Error("burst of 2 did not answer exactly the first 2 matching requests")
+	}
+	forever := &Burst{Status: 503, Count: -1}
+	for range 100 {
+		if !forever.take("/any") {
+			t.Fatal("a never-ending burst let a request through")
+		}
+	}
+	if forever.Answered() != 100 {
+		t.Errorf("answered %d", forever.Answered())
 	}
 }
