@@ -260,7 +260,9 @@ func (r *run) execute(ctx context.Context) (out outcome) {
 		return outcome{err: err}
 	}
 	r.unlock = unlock // released by Main after finish
-	r.log.Info("started")
+	// The agent runs one of the two binaries the zip ships (the entry
+	// script chooses by CPU): say which.
+	r.log.WithField("arch", r.opts.Arch).Info("started")
 	// A run the agent killed (timeout) may have left automatic updates
 	// paused; whatever this verb does, start them again first.
 	services := pkgmgr.Services{Runner: r.opts.Runner, Log: r.log, Root: r.opts.Root}

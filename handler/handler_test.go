@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -268,6 +269,30 @@ func TestReportWrittenUnderTheLock(t *testing.T) {
 		t.Fatalf("the lock is still held after Main returned: %v", err)
 	}
 	_ = unlock()
+}
+
+// TestLogNamesArchitecture: the log says which of the zip's binaries ran
+// (by default the one built for runtime.GOARCH).
+func TestLogNamesArchitecture(t *testing.T) {
+	for _, arch := range []string{"", "arm64"} {
+		a := newFakeAgent(t)
+		o := a.options("disable")
+		o.Arch = arch
+		if code := Main(o); code != failure.OK {
+			t.Fatalf("code %d: %s", code, a.stderr.String())
+		}
+		want := arch
+		if want == "" {
+			want = runtime.GOARCH
+		}
+		raw, err := os.ReadFile(filepath.Join(a.logDir, "handler.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(raw), "msg=started arch="+want+" ") {
+			t.Errorf("log does not name %s on its start line:\n%s", want, raw)
+		}
+	}
 }
 
 func TestUninstallDuringUpdateKeepsPackages(t *testing.T) {

@@ -30,6 +30,15 @@ type World struct {
 // NewWorld must be called inside sandbox.RunIsolated.
 func NewWorld(t *testing.T, distro string, o sandbox.NetworkOptions) *World {
 	t.Helper()
+	return NewWorldOn(t, "", distro, o)
+}
+
+// NewWorldOn is NewWorld on the image rootfs (the one sandbox.RunIsolatedOn
+// hands its function, e.g. the arm64 image). An empty image means the one
+// the distribution is made from on this host (sandbox.ImageFor): the
+// look-alike image, or a real Debian root.
+func NewWorldOn(t *testing.T, image, distro string, o sandbox.NetworkOptions) *World {
+	t.Helper()
 	spec, ok := sandbox.Distros[distro]
 	if !ok {
 		t.Fatalf("no distro look-alike or real root %q", distro)
@@ -39,7 +48,10 @@ func NewWorld(t *testing.T, distro string, o sandbox.NetworkOptions) *World {
 	}
 	fx := fixtures.Get(t)
 	n := sandbox.StartNetwork(t, fx, o)
-	root := sandbox.NewRoot(t, sandbox.ImageFor(t, spec), spec, n)
+	if image == "" {
+		image = sandbox.ImageFor(t, spec)
+	}
+	root := sandbox.NewRoot(t, image, spec, n)
 	return &World{
 		T: t, Fx: fx, Net: n, Root: root, Zips: LoadZips(t),
 		Agent: &agentsim.Agent{Root: root.Dir},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -37,28 +38,69 @@ var ImagePackages = []string{
 // link, the CA bundle). The fixture .debs depend on nothing.
 var RealPackages = []string{"ca-certificates", "openssh-server", "libpam-runtime", "openssl"}
 
-// ImageSpec is one mmdebstrap image: a Debian suite and the packages
-// installed on top of mmdebstrap's apt variant.
+// ImageSpec is one mmdebstrap image: a Debian suite, an architecture and
+// the packages installed on top of mmdebstrap's apt variant. Each spec has
+// its own cache entry. A zero field means the look-alike image's value:
+// Suite ImageSuite, Packages ImagePackages, Arch the host's.
 type ImageSpec struct {
-	Suite    string
+	// Suite is the Debian release ("bullseye", "bookworm", "trixie").
+	Suite string
+	// Arch is the Debian architecture (mmdebstrap --arch): "amd64" or
+	// "arm64". An image of another architecture than the host's runs its
+	// programs through qemu-user (binfmt_misc, see CanRun).
+	Arch string
+	// Packages are installed on top of --variant=apt.
 	Packages []string
 }
 
-// LookAlikeImage is the image every look-alike distribution is made from.
+// LookAlikeImage is the image every look-alike distribution is made from,
+// of the host's architecture (On gives it for another one).
 var LookAlikeImage = ImageSpec{Suite: ImageSuite, Packages: ImagePackages}
 
 // RealImage is the image of a real Debian root of suite ("bullseye",
-// "bookworm", "trixie").
+// "bookworm", "trixie"), of the host's architecture.
 func RealImage(suite string) ImageSpec {
 	return ImageSpec{Suite: suite, Packages: RealPackages}
+}
+
+// HostImage is the look-alike image of the host's own architecture, the one
+// Image returns and every test uses unless it asks for another.
+func HostImage() ImageSpec { return LookAlikeImage.On(runtime.GOARCH) }
+
+// On returns the same image for the Debian architecture arch.
+func (s ImageSpec) On(arch string) ImageSpec {
+	s.Arch = arch
+	return s
+}
+
+// norm fills the zero fields with their defaults.
+func (s ImageSpec) norm() ImageSpec {
+	if s.Suite == "" {
+		s.Suite = ImageSuite
+	}
+	if s.Arch == "" {
+		s.Arch = runtime.GOARCH
+	}
+	if s.Packages == nil {
+		s.Packages = ImagePackages
+	}
+	return s
+}
+
+// String names the image in logs: "bookworm/arm64".
+func (s ImageSpec) String() string {
+	n := s.norm()
+	return n.Suite + "/" + n.Arch
 }
 
 // args are the mmdebstrap options (except the suite, the mirror and the
 // output).
 func (s ImageSpec) args() []string {
+	n := s.norm()
 	return []string{
+		"--arch=" + n.Arch,
 		"--variant=apt",
-		"--include=" + strings.Join(s.Packages, ","),
+		"--include=" + strings.Join(n.Packages, ","),
 		"--dpkgopt=path-exclude=/usr/share/man/*",
 		"--dpkgopt=path-exclude=/usr/share/locale/*",
 		"--dpkgopt=path-exclude=/usr/share/doc/*",
@@ -67,24 +109,38 @@ func (s ImageSpec) args() []string {
 	}
 }
 
-// Key names the cache directory: a hash of the suite and the build options.
+// Key names the cache directory: a hash of the suite and the build options
+// (which include the architecture and the packages).
 func (s ImageSpec) Key() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s", imageRevision, s.Suite, strings.Join(s.args(), "\x00"))
+	fmt.Fprintf(h, "%s\x00%s\x00%s", imageRevision, s.norm().Suite, strings.Join(s.args(), "\x00"))
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// Dir is the cache directory of the image under the cache root (it holds
-// image.tar.zst and rootfs/ once built).
+// Dir is the cache directory of the image under the cache root in effect
+// (it holds image.tar.zst and rootfs/ once built).
 func (s ImageSpec) Dir() string {
 	return filepath.Join(fixtures.CacheRoot(), "image-"+s.Key())
 }
 
-// ImageKey is the cache key of the look-alike image.
-func ImageKey() string { return LookAlikeImage.Key() }
+// foreign reports whether the image's programs need emulation here.
+func (s ImageSpec) foreign() bool { return s.norm().Arch != runtime.GOARCH }
 
-// ImageDir is the cache directory of the look-alike image.
-func ImageDir() string { return LookAlikeImage.Dir() }
+// buildTools are the programs BuildImage needs when the cache is empty:
+// mmdebstrap checks a foreign architecture with arch-test.
+func (s ImageSpec) buildTools() []string {
+	tools := append([]string(nil), toolsImage...)
+	if s.foreign() {
+		tools = append(tools, "arch-test")
+	}
+	return tools
+}
+
+// ImageKey is the cache key of the host's look-alike image.
+func ImageKey() string { return HostImage().Key() }
+
+// ImageDir is the cache directory of the host's look-alike image.
+func ImageDir() string { return HostImage().Dir() }
 
 type imageResult struct {
 	root string
@@ -96,23 +152,19 @@ var (
 	images   = map[string]imageResult{} // image key -> rootfs or error, once loaded or built
 )
 
-// Image returns the unpacked, cached look-alike image (the rootfs
-// directory). It builds the image when the cache is empty, which needs the
-// network: in the isolated child (no network) it only loads, so
-// RunIsolated prepares the image in the parent first. The returned tree is
-// shared by all tests and must never be modified: use it only as an
-// overlay lower layer.
+// Image returns the unpacked, cached look-alike image of the host's
+// architecture (the rootfs directory): ImageOf(t, HostImage()).
 func Image(t testing.TB) string {
 	t.Helper()
-	return imageFor(t, LookAlikeImage)
+	return ImageOf(t, HostImage())
 }
 
-// ImageFor returns the image a root of spec is made from: the look-alike
-// image, or for a spec with a Suite the real Debian root of that suite. In
-// the isolated child a real root that is not cached yet cannot be built
-// (no network): the child then tells the parent which suite it needs and
-// fails, and RunIsolated's parent builds the image and runs the test once
-// more. So only the real roots the running tests use are ever built.
+// ImageFor returns the image a root of spec is made from: the host's
+// look-alike image, or for a spec with a Suite the real Debian root of that
+// suite. In the isolated child a real root that is not cached yet cannot be
+// built (no network): the child then tells the parent which suite it needs
+// and fails, and RunIsolated's parent builds the image and runs the test
+// once more. So only the real roots the running tests use are ever built.
 func ImageFor(t testing.TB, spec DistroSpec) string {
 	t.Helper()
 	if spec.Suite == "" {
@@ -125,28 +177,35 @@ func ImageFor(t testing.TB, spec DistroSpec) string {
 			t.Fatalf("sandbox: the real %s root is not built yet (%v); the parent builds it and runs the test again", spec.Suite, err)
 		}
 	}
-	return imageFor(t, img)
+	return ImageOf(t, img)
 }
 
-func imageFor(t testing.TB, img ImageSpec) string {
+// ImageOf returns the unpacked, cached image for spec (the rootfs
+// directory). It builds the image when the cache is empty, which needs the
+// network: in the isolated child (no network) it only loads, so
+// RunIsolated and RunIsolatedOn prepare the image in the parent first. The
+// returned tree is shared by all tests and must never be modified: use it
+// only as an overlay lower layer.
+func ImageOf(t testing.TB, spec ImageSpec) string {
 	t.Helper()
 	imagesMu.Lock()
 	defer imagesMu.Unlock()
-	r, ok := images[img.Key()]
+	key := spec.Key()
+	r, ok := images[key]
 	if !ok {
 		if Isolated() {
-			r.root, r.err = loadImage(img.Dir())
+			r.root, r.err = loadImage(spec.Dir())
 			if r.err != nil {
 				r.err = fmt.Errorf("image not prepared (the parent process builds it before re-exec; call sandbox.Prepare outside RunIsolated): %w", r.err)
 			}
 		} else {
-			r.root, r.err = BuildImageSpec(fixtures.CacheRoot(), img, func(format string, args ...any) { t.Logf(format, args...) })
+			r.root, r.err = BuildImage(fixtures.CacheRoot(), spec, func(format string, args ...any) { t.Logf(format, args...) })
 		}
 		// A failed build is not retried by every later test.
-		images[img.Key()] = r
+		images[key] = r
 	}
 	if r.err != nil {
-		t.Fatalf("sandbox image (%s): %v", img.Suite, r.err)
+		t.Fatalf("sandbox image (%s): %v", spec, r.err)
 	}
 	return r.root
 }
@@ -163,20 +222,16 @@ func loadImage(dir string) (string, error) {
 	return filepath.Join(dir, "rootfs"), nil
 }
 
-// BuildImage builds the look-alike image into the cache under cacheRoot
-// unless it is there already, and returns the rootfs path. logf may be nil.
-func BuildImage(cacheRoot string, logf func(string, ...any)) (string, error) {
-	return BuildImageSpec(cacheRoot, LookAlikeImage, logf)
-}
-
-// BuildImageSpec builds img into the cache under cacheRoot unless it is
-// there already, and returns the rootfs path. Concurrent builders of the
-// same image wait for each other (a lock per entry). logf may be nil.
-func BuildImageSpec(cacheRoot string, img ImageSpec, logf func(string, ...any)) (string, error) {
+// BuildImage builds the image for spec into the cache under cacheRoot
+// unless it is there already, and returns the rootfs path. Concurrent
+// builders of the same image wait for each other (a lock per entry). logf
+// may be nil.
+func BuildImage(cacheRoot string, spec ImageSpec, logf func(string, ...any)) (string, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	key := img.Key()
+	spec = spec.norm()
+	key := spec.Key()
 	final := filepath.Join(cacheRoot, "image-"+key)
 	// Best effort: images of earlier keys take 150-370 MB each.
 	if removed, err := fixtures.Prune(cacheRoot, "image-", "image-"+key, time.Now()); err != nil {
@@ -201,9 +256,14 @@ func BuildImageSpec(cacheRoot string, img ImageSpec, logf func(string, ...any)) 
 	if err := os.RemoveAll(final); err != nil {
 		return "", fmt.Errorf("removing incomplete image: %w", err)
 	}
-	for _, tool := range toolsImage {
+	for _, tool := range spec.buildTools() {
 		if _, err := exec.LookPath(tool); err != nil {
 			return "", fmt.Errorf("building the image needs %s: %w", tool, err)
+		}
+	}
+	if spec.foreign() {
+		if err := CanRun(spec.Arch); err != nil {
+			return "", fmt.Errorf("building the %s image: %w", spec, err)
 		}
 	}
 	tmp, err := os.MkdirTemp(cacheRoot, "image-"+key+".tmp-")
@@ -218,8 +278,12 @@ func BuildImageSpec(cacheRoot string, img ImageSpec, logf func(string, ...any)) 
 	}()
 	mirror := HostMirror()
 	tarball := filepath.Join(tmp, "image.tar.zst")
-	args := append(img.args(), img.Suite, tarball, mirror)
-	logf("building the %s image with mmdebstrap from %s (1-7 minutes depending on mirror and load)", img.Suite, mirror)
+	args := append(spec.args(), spec.Suite, tarball, mirror)
+	if spec.foreign() {
+		logf("building the %s image with mmdebstrap from %s under qemu-user emulation (6-15 minutes: every package script runs emulated)", spec, mirror)
+	} else {
+		logf("building the %s image with mmdebstrap from %s (1-7 minutes depending on mirror and load)", spec, mirror)
+	}
 	start := time.Now()
 	cmd := exec.Command("mmdebstrap", args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8", "TMPDIR="+tmp)
@@ -234,8 +298,8 @@ func BuildImageSpec(cacheRoot string, img ImageSpec, logf func(string, ...any)) 
 	if out, err := x.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("unpacking image: %w\n%s", err, tail(out, 4000))
 	}
-	info := fmt.Sprintf("suite=%s\nmirror=%s\nargs=%s\nbuilt=%s\nduration=%s\n",
-		img.Suite, mirror, strings.Join(img.args(), " "), time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
+	info := fmt.Sprintf("suite=%s\narch=%s\nmirror=%s\nargs=%s\nbuilt=%s\nduration=%s\n",
+		spec.Suite, spec.Arch, mirror, strings.Join(spec.args(), " "), time.Now().UTC().Format(time.RFC3339), time.Since(start).Round(time.Second))
 	if err := os.WriteFile(filepath.Join(tmp, "complete"), []byte(info), 0o644); err != nil {
 		return "", fmt.Errorf("writing image marker: %w", err)
 	}
@@ -243,7 +307,7 @@ func BuildImageSpec(cacheRoot string, img ImageSpec, logf func(string, ...any)) 
 		return "", fmt.Errorf("publishing image: %w", err)
 	}
 	ok = true
-	logf("%s image built in %s: %s", img.Suite, time.Since(start).Round(time.Second), final)
+	logf("%s image built in %s: %s", spec, time.Since(start).Round(time.Second), final)
 	return filepath.Join(final, "rootfs"), nil
 }
 

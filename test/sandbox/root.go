@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +26,7 @@ type Root struct {
 	Dir   string // host path of the merged root
 	Spec  DistroSpec
 	Image string // the lower layer (read-only, shared)
+	Arch  string // the image's Debian architecture ("amd64", "arm64")
 	Upper string // the overlay upper directory (all changes land here)
 	Net   *Network
 
@@ -66,6 +68,11 @@ func NewRoot(t *testing.T, image string, spec DistroSpec, n *Network) *Root {
 		t:     t,
 	}
 	t.Cleanup(r.teardown)
+	arch, err := imageArch(image)
+	if err != nil {
+		t.Fatalf("sandbox: the architecture of the image %s: %v", image, err)
+	}
+	r.Arch = arch
 	if err := r.setup(); err != nil {
 		t.Fatalf("sandbox: preparing %s root: %v", spec.Name, err)
 	}
@@ -99,6 +106,9 @@ func (r *Root) setup() error {
 		return err
 	}
 	if err := r.setupDev(); err != nil {
+		return err
+	}
+	if err := r.setupKernelArch(filepath.Dir(r.Dir)); err != nil {
 		return err
 	}
 	if err := r.mount("tmpfs", r.Path("/tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
@@ -186,6 +196,34 @@ func (r *Root) setupDev() error {
 		return err
 	}
 	return r.mount("tmpfs", filepath.Join(dev, "shm"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
+}
+
+// setupKernelArch makes the root's /proc/sys/kernel/arch name the image's
+// architecture when that is not the host's. qemu-user emulates uname(2)
+// (`uname -m` says aarch64) but not this file, which the kernel fills in:
+// without the overlay a program in an arm64 root would read the host's
+// x86_64, which no arm64 machine says (the extension's entry script reads
+// it to choose its binary). The file is bind-mounted read-only from dir.
+func (r *Root) setupKernelArch(dir string) error {
+	if r.Arch == runtime.GOARCH {
+		return nil
+	}
+	target := r.Path("/proc/sys/kernel/arch")
+	if _, err := os.Stat(target); err != nil {
+		return nil // older kernels have no such file; uname is emulated
+	}
+	src := filepath.Join(dir, "kernel-arch")
+	if err := os.WriteFile(src, []byte(UnameMachine(r.Arch)+"\n"), 0o444); err != nil {
+		return fmt.Errorf("writing %s: %w", src, err)
+	}
+	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind-mounting %s on /proc/sys/kernel/arch: %w", src, err)
+	}
+	r.mounts = append(r.mounts, target)
+	if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("making /proc/sys/kernel/arch read-only: %w", err)
+	}
+	return nil
 }
 
 func (r *Root) writeIdentity() error {
@@ -319,9 +357,9 @@ func (r *Root) setupRPM() error {
 	if r.Net == nil || r.Net.Fixtures == nil {
 		return errors.New("rpm-family roots need the network's fixtures (fakebase)")
 	}
-	fb := r.Net.Fixtures.FakeBase(r.Spec.ReleaseVer)
+	fb := r.Net.Fixtures.FakeBaseFor(r.Arch, r.Spec.ReleaseVer)
 	if fb == "" {
-		return fmt.Errorf("no fakebase for releasever %q", r.Spec.ReleaseVer)
+		return fmt.Errorf("no %s fakebase for releasever %q", r.Arch, r.Spec.ReleaseVer)
 	}
 	if err := r.writeRPMDefaults(); err != nil {
 		return err

@@ -73,6 +73,14 @@ var (
 // missing.
 func Prerequisites(t testing.TB) {
 	t.Helper()
+	prerequisites(t, HostImage())
+}
+
+// prerequisites checks what a test on the image img needs: root, the tools
+// (the build tools only when a cache is empty) and, for an image of another
+// architecture, emulation (CanRun).
+func prerequisites(t testing.TB, img ImageSpec) {
+	t.Helper()
 	if runtime.GOOS != "linux" {
 		skipOrFail(t, "sandbox tests need Linux")
 	}
@@ -83,8 +91,8 @@ func Prerequisites(t testing.TB) {
 	if !fixtures.Cached(fixtures.CacheRoot()) {
 		tools = append(tools, toolsFixtures...)
 	}
-	if _, err := loadImage(ImageDir()); err != nil {
-		tools = append(tools, toolsImage...)
+	if _, err := loadImage(img.Dir()); err != nil {
+		tools = append(tools, img.buildTools()...)
 	}
 	var missing []string
 	for _, tool := range tools {
@@ -94,8 +102,13 @@ func Prerequisites(t testing.TB) {
 	}
 	if len(missing) > 0 {
 		skipOrFail(t, "sandbox tests need these tools: %s (apt-get install -y --no-install-recommends "+
-			"mmdebstrap apt-utils rpm rpm2cpio createrepo-c dnf zypper libzypp-bin busybox-static gnupg openssl iproute2 dpkg-dev zstd)",
+			"mmdebstrap apt-utils rpm rpm2cpio createrepo-c dnf zypper libzypp-bin busybox-static gnupg openssl iproute2 dpkg-dev zstd arch-test)",
 			strings.Join(missing, ", "))
+	}
+	if img.foreign() {
+		if err := CanRun(img.Arch); err != nil {
+			skipOrFail(t, "sandbox tests on the %s image run its programs through qemu-user: %v", img, err)
+		}
 	}
 }
 
@@ -104,11 +117,16 @@ func Prerequisites(t testing.TB) {
 // the isolated child has no network and cannot build the image.
 func Prepare(t testing.TB) {
 	t.Helper()
+	prepare(t, HostImage())
+}
+
+func prepare(t testing.TB, img ImageSpec) {
+	t.Helper()
 	start := time.Now()
 	fixtures.Get(t)
-	Image(t)
+	ImageOf(t, img)
 	if d := time.Since(start); d > time.Second {
-		t.Logf("sandbox: fixtures and image ready in %s", d.Round(time.Millisecond))
+		t.Logf("sandbox: fixtures and %s image ready in %s", img, d.Round(time.Millisecond))
 	}
 }
 
@@ -123,16 +141,35 @@ func Prepare(t testing.TB) {
 // started with an anchored pattern per name element.
 func RunIsolated(t *testing.T, fn func(t *testing.T)) {
 	t.Helper()
+	runIsolated(t, HostImage(), func(t *testing.T, _ string) { fn(t) })
+}
+
+// RunIsolatedOn is RunIsolated for a test on the image img instead of the
+// host's: the parent checks that this machine can run img's programs
+// (CanRun: qemu-user through binfmt_misc for a foreign architecture) and
+// prepares that image, and fn gets its rootfs (for NewRoot).
+func RunIsolatedOn(t *testing.T, img ImageSpec, fn func(t *testing.T, image string)) {
+	t.Helper()
+	runIsolated(t, img, fn)
+}
+
+func runIsolated(t *testing.T, img ImageSpec, fn func(t *testing.T, image string)) {
+	t.Helper()
 	if Isolated() {
 		if err := setupChild(); err != nil {
 			t.Fatalf("sandbox: setting up the isolated child: %v", err)
 		}
 		fmt.Println(childStartMarker + t.Name())
-		fn(t)
+		if img.foreign() {
+			if err := CanRun(img.Arch); err != nil {
+				t.Fatalf("sandbox: %v", err)
+			}
+		}
+		fn(t, ImageOf(t, img))
 		return
 	}
-	Prerequisites(t)
-	Prepare(t)
+	prerequisites(t, img)
+	prepare(t, img)
 	needs := runChild(t, false)
 	if len(needs) == 0 {
 		return
@@ -146,7 +183,7 @@ func RunIsolated(t *testing.T, fn func(t *testing.T)) {
 	}
 	t.Logf("sandbox: the isolated child needs the real %s root(s); building and running the test again", strings.Join(needs, ", "))
 	for _, suite := range needs {
-		imageFor(t, RealImage(suite))
+		ImageOf(t, RealImage(suite))
 	}
 	runChild(t, true)
 }
