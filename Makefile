@@ -5,7 +5,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 VERSION := $(shell tr -d ' \n' < VERSION)
 
-.PHONY: all setup build package test unit e2e fuzz demo bench lint clean
+.PHONY: all setup build package test unit e2e fuzz demo bench lint clean prepare
 
 all: package
 
@@ -22,10 +22,10 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
-unit:
+unit: prepare
 	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v /test/e2e)
 
-e2e: setup
+e2e: setup prepare
 	$(GO) test -count=1 -timeout 70m ./test/e2e/
 
 # Each fuzz target explores a fixed number of new inputs on top of its
@@ -34,7 +34,12 @@ FUZZN ?= 10000x
 fuzz:
 	@sh scripts/fuzz.sh $(FUZZN)
 
-test: setup lint
+# The caches (fixtures, images) are built first, in the host's network
+# namespace: the unit tier then runs with loopback only (test/loopback).
+prepare: setup
+	AADSSH_PREPARE=1 AADSSH_E2E_REQUIRED=$${AADSSH_E2E_REQUIRED:-1} $(GO) test -count=1 -timeout 60m -run '^TestPrepareCaches$$' ./test/sandbox
+
+test: setup lint prepare
 	AADSSH_E2E_REQUIRED=$${AADSSH_E2E_REQUIRED:-1} $(GO) test -count=1 -timeout 80m ./...
 	@sh scripts/fuzz.sh $(FUZZN)
 

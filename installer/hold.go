@@ -147,7 +147,7 @@ func (c Config) prepareHold(ctx context.Context, j *journal, state, prev *State,
 			state.Hold = h.record()
 		}
 	case pkgmgr.HoldLock:
-		locker, ok := c.Packages.(pkgmgr.PackageLocker)
+		locker, ok := pkgmgr.As[pkgmgr.PackageLocker](c.Packages)
 		if !ok {
 			return nil
 		}
@@ -199,7 +199,7 @@ func (c Config) finishHold(ctx context.Context, j *journal, state *State, res *R
 	if !h.held() || h.method != pkgmgr.HoldLock {
 		return nil
 	}
-	locker, ok := c.Packages.(pkgmgr.PackageLocker)
+	locker, ok := pkgmgr.As[pkgmgr.PackageLocker](c.Packages)
 	if !ok {
 		return nil
 	}
@@ -267,7 +267,7 @@ func (h *holdRun) note(c Config) string {
 // when that is not the reason or cannot be told; then the install's own
 // error stands.
 func (c Config) versionNotOffered(ctx context.Context, h *holdRun, repoURL string, cause error) error {
-	vl, ok := c.Packages.(pkgmgr.VersionLister)
+	vl, ok := pkgmgr.As[pkgmgr.VersionLister](c.Packages)
 	if !ok || h.version == "" {
 		return nil
 	}
@@ -307,7 +307,7 @@ func (c Config) versionNotOffered(ctx context.Context, h *holdRun, repoURL strin
 func (c Config) releaseHold(ctx context.Context, st *State, names ...string) error {
 	switch pkgmgr.HoldMethodFor(c.Packages.Kind()) {
 	case pkgmgr.HoldLock:
-		locker, ok := c.Packages.(pkgmgr.PackageLocker)
+		locker, ok := pkgmgr.As[pkgmgr.PackageLocker](c.Packages)
 		if !ok {
 			return nil
 		}

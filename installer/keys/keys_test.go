@@ -466,7 +466,7 @@ func TestFetch(t *testing.T) {
 	plain := httptest.NewServer(mux)
 	defer plain.Close()
 	_, err = Fetch(ctx, testClient(nil), "https://"+strings.TrimPrefix(plain.URL, "http://")+"/keys/microsoft.asc")
-	wantFailure(t, err, failure.RepositoryUnreachable, "TLS handshake failed")
+	wantFailure(t, err, failure.RepositoryUnreachable, "the server did not speak TLS")
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()

@@ -90,6 +90,9 @@ func RepoExclude(kind Kind, names []string) string {
 // back ends are returned unchanged. The result is a new value: m itself is
 // not modified.
 func IgnoringRepoExcludes(m Manager, repoID string) Manager {
+	if r, ok := m.(*retrying); ok {
+		return &retrying{Manager: IgnoringRepoExcludes(r.Manager, repoID), p: r.p}
+	}
 	y, ok := m.(*yumLike)
 	if !ok || y.kind == Tdnf || repoID == "" {
 		return m

@@ -100,6 +100,23 @@ type Manager interface {
 	TrustedKeys(ctx context.Context) (map[string]string, error)
 }
 
+// As finds, in m or in the back end a decorator (WithRetry) wraps, the
+// optional capability T (PackageLocker, VersionLister).
+func As[T any](m Manager) (T, bool) {
+	for m != nil {
+		if t, ok := m.(T); ok {
+			return t, true
+		}
+		u, ok := m.(interface{ Unwrap() Manager })
+		if !ok {
+			break
+		}
+		m = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
 // Options are the collaborators of a Manager.
 type Options struct {
 	Runner cmdrun.Runner

@@ -111,6 +111,9 @@ type retrying struct {
 	p RetryPolicy
 }
 
+// Unwrap returns the back end the retries wrap (see As).
+func (r *retrying) Unwrap() Manager { return r.Manager }
+
 func (r *retrying) Refresh(ctx context.Context, repoID, sourceFile string) error {
 	return r.do(ctx, "refresh the package list", func() error { return r.Manager.Refresh(ctx, repoID, sourceFile) })
 }

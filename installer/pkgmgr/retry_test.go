@@ -225,3 +225,25 @@ func TestWithRetryDoesNotRetryOtherFailures(t *testing.T) {
 	}
 	wantFailure(t, err, failure.RepositoryUnreachable, "403  Forbidden")
 }
+
+// TestRetryKeepsCapabilities: the retry decorator hides no optional
+// capability of the back end it wraps (the version hold needs them), and
+// ignoring our repository's excludes reaches through it.
+func TestRetryKeepsCapabilities(t *testing.T) {
+	z := newManager(t, Zypper, &cmdrun.Fake{})
+	if _, ok := As[PackageLocker](WithRetry(z, RetryPolicy{})); !ok {
+		t.Error("zypper's locks are hidden by WithRetry")
+	}
+	d := newManager(t, Dnf, &cmdrun.Fake{})
+	if _, ok := As[VersionLister](WithRetry(d, RetryPolicy{})); !ok {
+		t.Error("dnf's version list is hidden by WithRetry")
+	}
+	f := &cmdrun.Fake{}
+	m := IgnoringRepoExcludes(WithRetry(newManager(t, Dnf, f), RetryPolicy{}), "packages-microsoft-com-prod")
+	if err := m.Install(context.Background(), Package{Name: "aadsshlogin", Version: "1.0.030000001"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(f.Lines(), "\n"), "--disableexcludes=packages-microsoft-com-prod") {
+		t.Errorf("the retried dnf does not ignore our excludes: %q", f.Lines())
+	}
+}

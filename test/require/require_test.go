@@ -17,7 +17,7 @@ var skipCall = regexp.MustCompile(`\b[a-z]+\.Skip(f|Now)?\(`)
 // opt-in by design (-short, make bench, make demo, re-recording outputs),
 // or it is the half of a
 // test that runs in another process (a re-executed child or helper).
-var allowedSkips = []string{"testing.Short()", "BenchEnv", "demoEnv", "RecordEnv", "helper process", "host namespace", "isolated child"}
+var allowedSkips = []string{"testing.Short()", "BenchEnv", "demoEnv", "RecordEnv", "PrepareEnv", "helper process", "host namespace", "isolated child"}
 
 // TestNoSkipEscapesCI: every other skip for a missing prerequisite goes
 // through SkipOrFail, so that with AADSSH_E2E_REQUIRED=1 (make test, CI) it
