@@ -24,11 +24,11 @@ func TestBenchmarksRecordTheirCommit(t *testing.T) {
 
 func checkDoc(t *testing.T, path string, fresh bool) {
 	if _, err := git("rev-parse", "--is-shallow-repository"); err != nil {
-		require.SkipOrFail(t, "no git history here: %v", err)
+		require.SkipOrFail(t, "no git repository here: %v", err)
 	}
-	if shallow, _ := git("rev-parse", "--is-shallow-repository"); shallow == "true" {
-		require.SkipOrFail(t, "a shallow clone cannot tell which commit changed the code")
-	}
+	// A shallow clone has the documents but perhaps not the commits they
+	// name: the marker is checked, the freshness only with the history.
+	shallow, _ := git("rev-parse", "--is-shallow-repository")
 	doc, err := Committed(path)
 	if err != nil {
 		t.Fatalf("%s is not committed: %v", path, err)
@@ -41,6 +41,10 @@ func checkDoc(t *testing.T, path string, fresh bool) {
 		t.Errorf("%s does not say in words which commit it was generated from (%q)", path, s.Sentence())
 	}
 	if !fresh {
+		return
+	}
+	if shallow == "true" {
+		t.Logf("a shallow clone: whether %s is older than the code cannot be told here", path)
 		return
 	}
 	why, err := Stale(s)
