@@ -139,8 +139,8 @@ func TestRepository(t *testing.T) {
 		{
 			Name: "corrupted-package-rhel-9.4", Distro: "rhel-9.4",
 			Fault:  ".rpm files are served with 64 flipped bytes",
-			Expect: "dnf refuses the download (checksum mismatch), exit 20 quoting it, nothing installed, machine unchanged",
-			Run:    refused(20, inCorrupt, outCorrupt, "aadsshlogin", "checksum doesn't match"),
+			Expect: "dnf refuses the download (checksum mismatch), exit 20 saying the package could not be downloaded, nothing installed, machine unchanged",
+			Run:    refused(20, inCorrupt, outCorrupt, "aadsshlogin", "could not be downloaded"),
 		},
 		{
 			Name:   "bad-repository-signature",

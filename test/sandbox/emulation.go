@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -45,9 +46,15 @@ func ELFArch(path string) (string, error) {
 	return "", fmt.Errorf("%s: ELF machine %s is neither amd64 nor arm64", path, f.Machine)
 }
 
-// imageArch returns the architecture of an unpacked image (its shell).
+// imageArch returns the architecture of an unpacked image (its shell:
+// /usr/bin/dash where /usr is merged, bookworm on; /bin/dash before, as in
+// bullseye).
 func imageArch(rootfs string) (string, error) {
-	return ELFArch(filepath.Join(rootfs, "usr/bin/dash"))
+	arch, err := ELFArch(filepath.Join(rootfs, "usr/bin/dash"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return ELFArch(filepath.Join(rootfs, "bin/dash"))
+	}
+	return arch, err
 }
 
 // SetupHint says how a Debian or Ubuntu machine gets what CanRun checks
