@@ -254,7 +254,7 @@ func goBench() (string, error) {
 		goBin = "/usr/local/go/bin/go"
 	}
 	cmd := exec.Command(goBin, "test", "-run=^$", "-bench=.", "-benchmem", "-count=1",
-		"./handler/agent", "./settings", "./distro", "./checks")
+		"./handler", "./handler/agent", "./settings", "./distro", "./checks")
 	cmd.Dir = moduleRoot()
 	out, err := cmd.CombinedOutput()
 	var keep []string
