@@ -381,6 +381,18 @@ func Table(rows []Row) string {
 	return b.String()
 }
 
+// goBenchLine is the Go benchmark output line of name, with its figures
+// only ("3080054 ns/op …"); "" when the run has none.
+func goBenchLine(out, name string) string {
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) > 2 && strings.HasPrefix(f[0], name+"-") || len(f) > 2 && f[0] == name {
+			return strings.Join(f[2:], " ")
+		}
+	}
+	return ""
+}
+
 func esc(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
 
 // Markdown renders the whole document.
@@ -514,9 +526,14 @@ func (r *Report) notes(b *strings.Builder) {
 	slowDistroNotes(b, r.SlowDnf)
 	if st := r.Steady; st != nil && Median(st.NoopEnableBinaryMS) > TargetNoopEnableBinaryMS {
 		p("**No-op enable, binary alone.** The median was %s wall and %s of CPU time for one start of the handler binary. ", ms(Median(st.NoopEnableBinaryMS)), ms(Median(st.NoopEnableCPUMS)))
-		p("Most of it is the process, not the enable: the Go runtime and the package initialisations of a 13 MB static binary, ")
+		p("Most of it is the process, not the enable: the Go runtime and the package initialisations of the static binary, ")
 		p("then reading HandlerEnvironment.json, the settings, the state and the last status, and writing the status and mrseq with fsync. ")
 		p("The enable itself, identity check included (one token request to a loopback IMDS), is `BenchmarkEnableNoOp` in the in-process ")
+		if len(r.GoBench) > 0 {
+			if line := goBenchLine(r.GoBench, "BenchmarkEnableNoOp"); line != "" {
+				p("(`%s`) ", line)
+			}
+		}
 		p("benchmarks below, which measure it without the process start. The same binary-alone figure was 20.7 ms before the identity ")
 		p("check existed (docs/benchmarks.md at commit f6e8552), so the check is not what costs. What would close it: fewer package ")
 		p("initialisations on the enable path (the doctor and OpenPGP code are linked into every start), and no fsync when the status and ")
