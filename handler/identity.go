@@ -27,7 +27,7 @@ const identitySubstatus = "ManagedIdentity"
 // IMDS says it is gone or answers only for a user-assigned identity, and a
 // warning when IMDS did not answer (the identity could not be checked; the
 // install's result still stands). Arc-enabled servers have no Azure IMDS.
-func (r *run) fastIdentity(ctx context.Context) (error, []agent.Substatus) {
+func (r *run) fastIdentity(ctx context.Context) ([]agent.Substatus, error) {
 	if checks.IsArc(r.opts.Root) {
 		return nil, nil
 	}
@@ -38,17 +38,17 @@ func (r *run) fastIdentity(ctx context.Context) (error, []agent.Substatus) {
 	case a.Err == nil:
 		return nil, nil
 	case failure.CodeOf(a.Err) == failure.NoManagedIdentity && a.Kind == imds.IdentityUserAssigned:
-		return a.Err, nil
+		return nil, a.Err
 	case failure.CodeOf(a.Err) == failure.NoManagedIdentity:
-		return failure.New(failure.NoManagedIdentity, a.Err,
+		return nil, failure.New(failure.NoManagedIdentity, a.Err,
 			"SSH login with Microsoft Entra ID does not work on this VM now: its system-assigned managed identity is gone "+
 				"(the metadata service answers \"Identity not found\"), and every Entra login fails with \"Connection closed\" without it. "+
 				"aadsshlogin stays installed. Enable the identity (az vm identity assign -g <resource-group> -n <vm-name>; for a scale set: "+
-				"az vmss identity assign -g <resource-group> -n <scale-set-name>), wait a few minutes for it to reach the VM, then re-apply the extension."), nil
+				"az vmss identity assign -g <resource-group> -n <scale-set-name>), wait a few minutes for it to reach the VM, then re-apply the extension.")
 	}
 	r.log.WithError(a.Err).Warn("managed identity not checked: IMDS did not answer")
-	return nil, []agent.Substatus{{Name: identitySubstatus, Status: agent.Warning,
-		Message: "The system-assigned managed identity could not be checked: " + failure.MessageOf(a.Err)}}
+	return []agent.Substatus{{Name: identitySubstatus, Status: agent.Warning,
+		Message: "The system-assigned managed identity could not be checked: " + failure.MessageOf(a.Err)}}, nil
 }
 
 // withoutSubstatus drops earlier substatuses of one name (a warning the

@@ -178,7 +178,7 @@ func (r *run) fastPath() (outcome, bool) {
 		}
 	}
 	// The identity may have been removed since the install (handler/identity.go).
-	ierr, warnings := r.fastIdentity(context.Background())
+	warnings, ierr := r.fastIdentity(context.Background())
 	if ierr != nil {
 		log.WithError(ierr).Warn("the system-assigned managed identity is gone")
 		return outcome{err: ierr}, true
