@@ -25,6 +25,7 @@ import (
 	"github.com/aadsshlogin/handler/httpclient"
 	"github.com/aadsshlogin/handler/imds"
 	"github.com/aadsshlogin/handler/sysroot"
+	"github.com/aadsshlogin/handler/version"
 )
 
 const testVersion = "1.0.3000.1"
@@ -452,7 +453,7 @@ func TestCompareVersions(t *testing.T) {
 		{"1.0", "1.0.0.0", 0},
 		{"2", "1.99.99", 1},
 	} {
-		if got := compareVersions(c.a, c.b); got != c.want {
+		if got := version.Compare(c.a, c.b); got != c.want {
 			t.Errorf("compare(%s, %s) = %d, want %d", c.a, c.b, got, c.want)
 		}
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/aadsshlogin/handler/proxy"
 	"github.com/aadsshlogin/handler/settings"
 	"github.com/aadsshlogin/handler/throttle"
+	"github.com/aadsshlogin/handler/version"
 )
 
 // Thresholds for the pre-flight checks.
@@ -55,7 +56,7 @@ func (r *run) install(ctx context.Context) outcome {
 // §9.7). The old version's uninstall runs right after it.
 func (r *run) update(ctx context.Context) outcome {
 	target := r.opts.Getenv("VERSION")
-	if target != "" && compareVersions(target, r.opts.Version) < 0 {
+	if target != "" && version.Compare(target, r.opts.Version) < 0 {
 		// Downgrade: we are the old (higher) version. Keep the packages and
 		// hand the marker to the target version, so our own uninstall, which
 		// runs next, keeps them, and the target's real uninstall later

@@ -3,7 +3,6 @@ package handler
 import (
 	"errors"
 	"io/fs"
-	"strconv"
 	"strings"
 
 	"github.com/aadsshlogin/handler/sysroot"
@@ -32,26 +31,4 @@ func readMarker(root sysroot.Root) (string, error) {
 // it remove the packages.
 func writeMarker(root sysroot.Root, version string) error {
 	return root.WriteFileAtomic(MarkerPath, []byte(version+"\n"), 0o644)
-}
-
-// compareVersions compares dotted numeric versions ("1.0.2385.1"); missing
-// parts count as 0, non-numeric parts compare as 0.
-func compareVersions(a, b string) int {
-	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(pa) || i < len(pb); i++ {
-		var x, y int
-		if i < len(pa) {
-			x, _ = strconv.Atoi(pa[i])
-		}
-		if i < len(pb) {
-			y, _ = strconv.Atoi(pb[i])
-		}
-		if x != y {
-			if x < y {
-				return -1
-			}
-			return 1
-		}
-	}
-	return 0
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -12,6 +11,7 @@ import (
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/installer/pkgmgr"
 	"github.com/aadsshlogin/handler/installer/repo"
+	"github.com/aadsshlogin/handler/version"
 )
 
 // Where a held version comes from.
@@ -279,7 +279,7 @@ func (c Config) versionNotOffered(ctx context.Context, h *holdRun, repoURL strin
 	if len(offered) == 0 || slices.Contains(offered, h.version) {
 		return nil // no package at all (Available's message) or another cause
 	}
-	slices.SortFunc(offered, func(a, b string) int { return compareDotted(b, a) })
+	slices.SortFunc(offered, func(a, b string) int { return version.Compare(b, a) })
 	const show = 8
 	list := strings.Join(offered[:min(show, len(offered))], ", ")
 	if len(offered) > show {
@@ -362,25 +362,4 @@ func lockFailure(what, cmd string, err error) error {
 		return err
 	}
 	return failure.New(failure.PackageManagerFailed, err, "Could not %s. Run 'sudo %s' on the VM to see why.", what, cmd)
-}
-
-// compareDotted compares versions of dot-separated decimal numbers.
-func compareDotted(a, b string) int {
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < max(len(as), len(bs)); i++ {
-		var x, y int
-		if i < len(as) {
-			x, _ = strconv.Atoi(as[i])
-		}
-		if i < len(bs) {
-			y, _ = strconv.Atoi(bs[i])
-		}
-		if x != y {
-			if x < y {
-				return -1
-			}
-			return 1
-		}
-	}
-	return 0
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/aadsshlogin/handler/installer/pkgmgr"
 	"github.com/aadsshlogin/handler/installer/repo"
 	"github.com/aadsshlogin/handler/sysroot"
+	"github.com/aadsshlogin/handler/version"
 )
 
 func holdConfig(t *testing.T, kind pkgmgr.Kind, f *cmdrun.Fake) Config {
@@ -334,7 +335,7 @@ func TestCompareDotted(t *testing.T) {
 		a, b string
 		want int
 	}{{"1.0.031620001", "1.0.030000001", 1}, {"1.0.9", "1.0.10", -1}, {"2.0", "2.0.0", 0}, {"1.0.0", "1.0.0", 0}} {
-		if got := compareDotted(c.a, c.b); got != c.want {
+		if got := version.Compare(c.a, c.b); got != c.want {
 			t.Errorf("compareDotted(%s, %s) = %d, want %d", c.a, c.b, got, c.want)
 		}
 	}
