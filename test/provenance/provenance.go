@@ -13,12 +13,14 @@ import (
 	"strings"
 )
 
-// CodePaths are the production code a generated document describes: every
-// package the handler binary is built from (pathspecs for git, relative to
-// the repository's top; test files excluded).
+// CodePaths are the production code a generated document describes:
+// everything the handler and its zip are built from, that is the whole
+// repository except the tests, the documentation and CI (pathspecs for
+// git, relative to the repository's top). A new package is covered without
+// being listed.
 var CodePaths = []string{
-	"main.go", "handler", "installer", "distro", "checks", "imds", "cloud", "cmdrun",
-	"httpclient", "settings", "sysroot", "failure", "selinux", "HandlerManifest.json", "scripts",
+	".",
+	":(exclude)test", ":(exclude)docs", ":(exclude).ci", ":(exclude)*.md",
 	":(exclude)*_test.go", ":(exclude)*/testdata/*",
 }
 
