@@ -130,7 +130,8 @@ func TestPerAttemptTimeout(t *testing.T) {
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Errorf("got %v, want a timeout", err)
 	}
-	if n.Load() != 2 || time.Since(start) > time.Second {
+	// Unbounded, the two attempts would take 4s; the margin is for load.
+	if n.Load() != 2 || time.Since(start) > 3*time.Second {
 		t.Errorf("%d attempts in %s", n.Load(), time.Since(start))
 	}
 }

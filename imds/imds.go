@@ -229,8 +229,26 @@ func (c *Client) get(ctx context.Context, path string, q url.Values) answer {
 	// IMDS never redirects; a redirect (from something impersonating it)
 	// is an answer like any other unexpected status, and is not followed
 	// with the Metadata header, whatever client the caller gave us.
-	resp, err := httpclient.NoRedirects(c.HTTP).Do(req)
+	hc := httpclient.NoRedirects(c.HTTP)
+	// Remember the last status IMDS gave: when our caller's context ends
+	// during a retry, that status (say 503) is the truth about IMDS, not
+	// "did not answer".
+	lastStatus := 0
+	checkRetry := hc.CheckRetry
+	if checkRetry == nil {
+		checkRetry = retryablehttp.DefaultRetryPolicy
+	}
+	hc.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if resp != nil && httpclient.Retryable(resp.StatusCode) {
+			lastStatus = resp.StatusCode
+		}
+		return checkRetry(ctx, resp, err)
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
+		if lastStatus != 0 && ctx.Err() != nil {
+			return answer{status: lastStatus}
+		}
 		return answer{err: fmt.Errorf("IMDS %s: %w", path, err)}
 	}
 	defer resp.Body.Close()

@@ -221,21 +221,49 @@ func TestIdentityConnectionRefused(t *testing.T) {
 	wantCode(t, err, failure.MetadataUnreachable, "connection refused")
 }
 
-func TestIdentityContextDeadlineKeepsLastAnswer(t *testing.T) {
-	// Real time here: the deadline must cut the loop, not the window.
-	c, _ := newTest(t, status(400, notFoundBody))
-	c.Now, c.Sleep = time.Now, sleepCtx
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Millisecond)
-	defer cancel()
-	err := c.CheckIdentity(ctx, time.Hour, 5*time.Millisecond)
-	wantCode(t, err, failure.NoManagedIdentity, "no system-assigned")
-
-	c2, _ := newTest(t, status(503, ""))
-	c2.Now, c2.Sleep = time.Now, sleepCtx
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 60*time.Millisecond)
-	defer cancel2()
-	err = c2.CheckIdentity(ctx2, time.Hour, 5*time.Millisecond)
-	wantCode(t, err, failure.MetadataUnreachable, "HTTP 503")
+// TestIdentityCallerEndsMidAttemptKeepsLastAnswer: when the caller's
+// context ends while a request is in flight, that cut-short attempt says
+// nothing about IMDS; the answer before it decides the failure. The fake
+// ends the caller's context itself, from inside the second request, so the
+// test does not depend on how fast a loaded machine answers the first one.
+func TestIdentityCallerEndsMidAttemptKeepsLastAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		answers  int // requests answered before the caller's context ends
+		first    func(http.ResponseWriter)
+		code     failure.Code
+		contains string
+	}{
+		{"no identity, then cut", 1, status(400, notFoundBody), failure.NoManagedIdentity, "no system-assigned"},
+		{"503, then cut", 1, status(503, ""), failure.MetadataUnreachable, "HTTP 503"},
+		{"cut before any answer", 0, nil, failure.MetadataUnreachable, "did not answer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var calls atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if int(calls.Add(1)) <= tc.answers {
+					tc.first(w)
+					return
+				}
+				cancel() // the caller's deadline falls during this attempt
+				<-r.Context().Done()
+			}))
+			defer srv.Close()
+			c := New(nil)
+			c.BaseURL = srv.URL
+			c.HTTP = httpclient.New(httpclient.Options{
+				RequestTimeout: time.Minute, RetryMax: 1,
+				RetryWaitMin: time.Millisecond, RetryWaitMax: 2 * time.Millisecond,
+			})
+			c.Now, c.Sleep = time.Now, sleepCtx
+			wantCode(t, c.CheckIdentity(ctx, time.Hour, time.Millisecond), tc.code, tc.contains)
+			if got := calls.Load(); got != int32(tc.answers)+1 {
+				t.Errorf("%d requests, want %d: the loop must stop when the caller's context ends", got, tc.answers+1)
+			}
+		})
+	}
 }
 
 func TestMetadataHeaderRequired(t *testing.T) {
