@@ -113,7 +113,15 @@ func WriteMrseq(handlerDir string, seq int) error {
 	if seq < 0 {
 		return fmt.Errorf("writing mrseq: negative sequence number %d", seq)
 	}
-	if err := sysroot.WriteFileAtomic(filepath.Join(handlerDir, MrseqFile), []byte(strconv.Itoa(seq)), 0o600); err != nil {
+	path := filepath.Join(handlerDir, MrseqFile)
+	want := []byte(strconv.Itoa(seq))
+	// Every enable of an unchanged goal state (each boot, each goal state)
+	// finishes here: a file that already says so stays as it is, which
+	// spares a temporary file and two fsyncs on the no-op path.
+	if got, err := os.ReadFile(path); err == nil && bytes.Equal(got, want) {
+		return nil
+	}
+	if err := sysroot.WriteFileAtomic(path, want, 0o600); err != nil {
 		return fmt.Errorf("writing mrseq: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,6 +122,39 @@ func TestMrseq(t *testing.T) {
 	}
 	if err := WriteMrseq(dir, -1); err == nil {
 		t.Error("negative seq accepted")
+	}
+}
+
+// TestMrseqUnchangedIsNotRewritten: the no-op enable leaves an mrseq that
+// already holds its number as it is (same inode), and still writes one
+// that differs, including a tolerated but untidy "7\n".
+func TestMrseqUnchangedIsNotRewritten(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, MrseqFile)
+	if err := WriteMrseq(dir, 7); err != nil {
+		t.Fatal(err)
+	}
+	inode := func() uint64 {
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Sys().(*syscall.Stat_t).Ino
+	}
+	before := inode()
+	if err := WriteMrseq(dir, 7); err != nil {
+		t.Fatal(err)
+	}
+	if inode() != before {
+		t.Error("an mrseq that already said 7 was replaced")
+	}
+	writeFile(t, path, []byte("7\n"))
+	before = inode()
+	if err := WriteMrseq(dir, 7); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "7" || inode() == before {
+		t.Errorf("untidy mrseq not rewritten: %q", got)
 	}
 }
 
