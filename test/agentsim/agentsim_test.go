@@ -607,7 +607,8 @@ func processGone(pid int) bool {
 func TestTimeoutKillsProcessGroup(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.a.Timeouts = map[Verb]time.Duration{Enable: 300 * time.Millisecond}
+	// Long enough for a loaded machine to reach the echoes before the kill.
+	f.a.Timeouts = map[Verb]time.Duration{Enable: 1500 * time.Millisecond}
 	slow := "#!/bin/sh\nsleep 1000 &\necho $! > '" + f.rec + "/bgpid'\necho started\necho oops >&2\nsleep 1000\n"
 	zp := f.writeZip(testName+"-1.0.zip", []zipEntry{
 		{name: "HandlerManifest.json", body: manifestJSON(manifestOpts{enableCmd: "slow.sh"})},
@@ -622,7 +623,7 @@ func TestTimeoutKillsProcessGroup(t *testing.T) {
 	if !r.TimedOut || r.ErrorCode != CodeScriptTimedOut || time.Since(start) > 5*time.Second {
 		t.Fatalf("result = %+v", r)
 	}
-	want := "[ExtensionError] Timeout(0.3): " + f.dir("1.0") + "/slow.sh\n[stdout]\nstarted\n\n\n[stderr]\noops\n"
+	want := "[ExtensionError] Timeout(1.5): " + f.dir("1.0") + "/slow.sh\n[stdout]\nstarted\n\n\n[stderr]\noops\n"
 	if r.AgentMessage != want {
 		t.Errorf("message = %q\nwant %q", r.AgentMessage, want)
 	}
