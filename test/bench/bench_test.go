@@ -604,10 +604,20 @@ func runSteady(t *testing.T) Steady {
 		return r
 	}
 
-	// No-op enable: the two kinds alternate, after a short warm-up.
+	// The floor: the same start with a verb the handler refuses at once.
+	startOnly := func() directRun {
+		r := runDirect(t, w, h, env, "no-such-verb", false)
+		if r.exit == 0 {
+			t.Fatalf("unknown verb succeeded: %s", r.output)
+		}
+		return r
+	}
+
+	// No-op enable: the kinds alternate, after a short warm-up.
 	for range warmupRuns {
 		agentEnable()
 		directEnable()
+		startOnly()
 	}
 	repo0, imds0 := counts()
 	tokens0 := tokens()
@@ -616,6 +626,9 @@ func runSteady(t *testing.T) Steady {
 		d := directEnable()
 		s.NoopEnableBinaryMS = append(s.NoopEnableBinaryMS, msOf(d.d))
 		s.NoopEnableCPUMS = append(s.NoopEnableCPUMS, msOf(d.cpu))
+		f := startOnly()
+		s.StartFloorMS = append(s.StartFloorMS, msOf(f.d))
+		s.StartFloorCPUMS = append(s.StartFloorCPUMS, msOf(f.cpu))
 	}
 	repo1, imds1 := counts()
 	s.NoopRepoRequests, s.NoopIMDSRequests, s.NoopEnables = repo1-repo0, imds1-imds0, 2*noopRuns
