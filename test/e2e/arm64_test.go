@@ -23,10 +23,11 @@ var arm64Image = sandbox.LookAlikeImage.On("arm64")
 const handlerLog = "/var/log/azure/" + handlerName + "/handler.log"
 
 // TestArm64 runs the zip's arm64 binary through the lifecycle the agent
-// drives (install and enable, enable again, disable, uninstall) on an
-// apt and an rpm distribution, with the arm64 stand-in packages from the
-// repositories laid out like packages.microsoft.com. Azure Linux adds the
-// repository folder the handler names after its own architecture.
+// drives (install and enable, enable again, disable, uninstall) on apt
+// and rpm distributions, with the arm64 stand-in packages from the
+// repositories laid out like packages.microsoft.com. Ubuntu 18.04 adds the
+// multiarch repository, Azure Linux the repository folder the handler
+// names after its own architecture.
 func TestArm64(t *testing.T) {
 	cases := []struct {
 		distro   string
@@ -38,6 +39,10 @@ func TestArm64(t *testing.T) {
 	}{
 		{"ubuntu-22.04", aptList,
 			"deb [arch=arm64 signed-by=" + harness.AptKeyring + "] " + pmc + "/repos/microsoft-ubuntu-jammy-prod jammy main", "arm64"},
+		// Ubuntu 18.04's arm64 packages are only in the multiarch
+		// repository (bionic-prod's arm64 index is empty in the fixture).
+		{"ubuntu-18.04", aptList,
+			"deb [arch=arm64 signed-by=" + harness.AptKeyring + "] " + pmc + "/repos/microsoft-ubuntu-bionic-multiarch-prod bionic main", "arm64"},
 		{"rhel-9.4", yumRepo, "baseurl=" + pmc + "/rhel/9/prod/", "aarch64"},
 		{"azurelinux-3.0", yumRepo, "baseurl=" + pmc + "/azurelinux/3.0/prod/ms-non-oss/aarch64", "aarch64"},
 	}
