@@ -84,6 +84,10 @@ func RequestedSeq(getenv func(string) string, configFolder string) (int, error) 
 	return best, nil
 }
 
+// mrseqLimit bounds reads of mrseq: it holds one number, and 64 bytes is
+// generous for any int.
+const mrseqLimit = 64
+
 // ReadMrseq reads <handlerDir>/mrseq. A missing file is reported as
 // ok=false with no error: it means "nothing finished yet", which must not be
 // confused with "sequence 0 finished" (otherwise the first enable at
@@ -91,8 +95,7 @@ func RequestedSeq(getenv func(string) string, configFolder string) (int, error) 
 // a number gives ok=false and an error the caller should log.
 func ReadMrseq(handlerDir string) (seq int, ok bool, err error) {
 	path := filepath.Join(handlerDir, MrseqFile)
-	// The file holds one number; 64 bytes is generous for any int.
-	data, err := readLimited(path, 64)
+	data, err := readLimited(path, mrseqLimit)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, false, nil
 	}
@@ -118,7 +121,7 @@ func WriteMrseq(handlerDir string, seq int) error {
 	// Every enable of an unchanged goal state (each boot, each goal state)
 	// finishes here: a file that already says so stays as it is, which
 	// spares a temporary file and two fsyncs on the no-op path.
-	if got, err := os.ReadFile(path); err == nil && bytes.Equal(got, want) {
+	if got, err := readLimited(path, mrseqLimit); err == nil && bytes.Equal(got, want) {
 		return nil
 	}
 	if err := sysroot.WriteFileAtomic(path, want, 0o600); err != nil {
