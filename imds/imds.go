@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sirupsen/logrus"
 
+	"github.com/aadsshlogin/handler/clock"
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/httpclient"
 )
@@ -72,20 +73,9 @@ func New(log logrus.FieldLogger) *Client {
 			RetryMax:       3,
 			Log:            log,
 		}),
-		Sleep: sleepCtx,
+		Sleep: clock.Sleep,
 		Now:   time.Now,
 		Log:   log,
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
@@ -128,7 +118,7 @@ func (c *Client) CheckIdentity(ctx context.Context, window, interval time.Durati
 	}
 	sleep := c.Sleep
 	if sleep == nil {
-		sleep = sleepCtx
+		sleep = clock.Sleep
 	}
 	var last *answer
 	var first time.Time

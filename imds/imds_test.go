@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aadsshlogin/handler/clock"
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/httpclient"
 )
@@ -257,7 +258,7 @@ func TestIdentityCallerEndsMidAttemptKeepsLastAnswer(t *testing.T) {
 				RequestTimeout: time.Minute, RetryMax: 1,
 				RetryWaitMin: time.Millisecond, RetryWaitMax: 2 * time.Millisecond,
 			})
-			c.Now, c.Sleep = time.Now, sleepCtx
+			c.Now, c.Sleep = time.Now, clock.Sleep
 			wantCode(t, c.CheckIdentity(ctx, time.Hour, time.Millisecond), tc.code, tc.contains)
 			if got := calls.Load(); got != int32(tc.answers)+1 {
 				t.Errorf("%d requests, want %d: the loop must stop when the caller's context ends", got, tc.answers+1)

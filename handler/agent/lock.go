@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/aadsshlogin/handler/clock"
 	"github.com/aadsshlogin/handler/failure"
 )
 
@@ -52,16 +53,12 @@ func Lock(ctx context.Context, path, what string, poll time.Duration) (unlock fu
 			_ = f.Close()
 			return nil, fmt.Errorf("locking %s: %w", path, err)
 		}
-		timer := time.NewTimer(poll)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if err := clock.Sleep(ctx, poll); err != nil {
 			holder := lockHolder(path)
 			_ = f.Close()
-			return nil, failure.New(failure.HandlerBusy, ctx.Err(),
+			return nil, failure.New(failure.HandlerBusy, err,
 				"Another operation of the AADSSHLoginForLinux extension (%s) is still running; it was not finished after waiting %s. Try again later.",
 				holder, roundWait(time.Since(start)))
-		case <-timer.C:
 		}
 	}
 	// Record the holder. Failing to do so only makes a waiter's message

@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/aadsshlogin/handler/clock"
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/sysroot"
 )
@@ -279,15 +280,11 @@ func (l Locks) Wait(ctx context.Context, kind Kind) error {
 			lastLog = now()
 		}
 		last = h
-		timer := time.NewTimer(poll)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if err := clock.Sleep(ctx, poll); err != nil {
 			waited := now().Sub(start).Round(time.Second)
-			return failure.New(failure.PackageManagerLocked, ctx.Err(),
+			return failure.New(failure.PackageManagerLocked, err,
 				"The package manager is busy: %s holds %s and did not release it within %s. Wait for it to finish (or stop it) and re-apply the extension.",
 				h, h.Path, waited)
-		case <-timer.C:
 		}
 	}
 }

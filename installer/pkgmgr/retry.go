@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/aadsshlogin/handler/clock"
 	"github.com/aadsshlogin/handler/failure"
 	"github.com/aadsshlogin/handler/throttle"
 )
@@ -82,7 +83,7 @@ func WithRetry(m Manager, p RetryPolicy) Manager {
 		p.Now = time.Now
 	}
 	if p.Sleep == nil {
-		p.Sleep = sleep
+		p.Sleep = clock.Sleep
 	}
 	if p.Jitter == nil {
 		p.Jitter = rand.N[int64]
@@ -93,17 +94,6 @@ func WithRetry(m Manager, p RetryPolicy) Manager {
 		p.Log = l
 	}
 	return &retrying{Manager: m, p: p}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 type retrying struct {
