@@ -401,43 +401,15 @@ func bareSide(t *testing.T, w *harness.World, res *ABResult, p *ABPair, files ma
 		t.Fatal("the bare path needs the handler's files: the first pair must run A first")
 	}
 	ctx := context.Background()
-	run := func(argv []string) time.Duration {
-		start := time.Now()
-		out, errOut, code := w.Root.Exec(ctx, nil, argv...)
-		d := time.Since(start)
-		if code != 0 {
-			t.Fatalf("%s: exit %d\n%s\n%s", strings.Join(argv, " "), code, out, errOut)
-		}
-		return d
-	}
 	setup, refresh, install := bareCommands(w.Root.Spec.Family)
-	res.BareCommands = nil
-	for _, c := range [][]string{setup, refresh, install} {
-		if c != nil {
-			res.BareCommands = append(res.BareCommands, strings.Join(c, " "))
-		}
-	}
+	res.BareCommands = commandLines(setup, refresh, install)
 
 	start := time.Now()
-	names := make([]string, 0, len(files))
-	for f := range files {
-		names = append(names, f)
-	}
-	sort.Strings(names)
-	for _, f := range names {
-		if err := os.MkdirAll(filepath.Dir(w.Root.Path(f)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(w.Root.Path(f), files[f], 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if setup != nil {
-		run(setup)
-	}
+	writeRootFiles(t, w, files)
+	timedExec(t, w, setup)
 	p.BareSetup = time.Since(start).Seconds()
-	p.BareRefresh = run(refresh).Seconds()
-	p.BareInstall = run(install).Seconds()
+	p.BareRefresh = timedExec(t, w, refresh).Seconds()
+	p.BareInstall = timedExec(t, w, install).Seconds()
 	p.BareTotal = time.Since(start).Seconds()
 	if w.Installed("aadsshlogin") == "" {
 		t.Fatal("aadsshlogin not installed by the bare path")
@@ -452,6 +424,52 @@ func bareSide(t *testing.T, w *harness.World, res *ABResult, p *ABPair, files ma
 		p.ExtraEach = append(p.ExtraEach, time.Since(one).Seconds())
 	}
 	p.BareExtra = time.Since(extraStart).Seconds()
+}
+
+// timedExec runs argv in w's root and returns how long it took; a nil argv
+// runs nothing and takes no time, a failing command ends the test.
+func timedExec(t *testing.T, w *harness.World, argv []string) time.Duration {
+	t.Helper()
+	if argv == nil {
+		return 0
+	}
+	start := time.Now()
+	out, errOut, code := w.Root.Exec(context.Background(), nil, argv...)
+	d := time.Since(start)
+	if code != 0 {
+		t.Fatalf("%s: exit %d\n%s\n%s", strings.Join(argv, " "), code, out, errOut)
+	}
+	return d
+}
+
+// commandLines are the commands that are not nil, as the report shows them.
+func commandLines(cmds ...[]string) []string {
+	var out []string
+	for _, c := range cmds {
+		if c != nil {
+			out = append(out, strings.Join(c, " "))
+		}
+	}
+	return out
+}
+
+// writeRootFiles writes the handler's files (path in the root → content)
+// into w's root byte for byte, in path order.
+func writeRootFiles(t *testing.T, w *harness.World, files map[string][]byte) {
+	t.Helper()
+	names := make([]string, 0, len(files))
+	for f := range files {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	for _, f := range names {
+		if err := os.MkdirAll(filepath.Dir(w.Root.Path(f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(w.Root.Path(f), files[f], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // ---------------------------------------------------------------------------

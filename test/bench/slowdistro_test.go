@@ -1,12 +1,7 @@
 package bench
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -100,43 +95,13 @@ func adminSide(t *testing.T, w *harness.World, res *SlowDistroResult, r *SlowDis
 	if files == nil {
 		t.Fatal("the administrator needs the handler's files: the first round must run the handler first")
 	}
-	ctx := context.Background()
-	run := func(argv []string) float64 {
-		if argv == nil {
-			return 0
-		}
-		start := time.Now()
-		out, errOut, code := w.Root.Exec(ctx, nil, argv...)
-		d := time.Since(start)
-		if code != 0 {
-			t.Fatalf("%s: exit %d\n%s\n%s", strings.Join(argv, " "), code, out, errOut)
-		}
-		return d.Seconds()
-	}
 	setup, refresh, install := adminCommands(w.Root.Spec.Family)
-	res.AdminCommands = nil
-	for _, c := range [][]string{setup, refresh, install} {
-		if c != nil {
-			res.AdminCommands = append(res.AdminCommands, strings.Join(c, " "))
-		}
-	}
+	res.AdminCommands = commandLines(setup, refresh, install)
 	start := time.Now()
-	names := make([]string, 0, len(files))
-	for f := range files {
-		names = append(names, f)
-	}
-	sort.Strings(names)
-	for _, f := range names {
-		if err := os.MkdirAll(filepath.Dir(w.Root.Path(f)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(w.Root.Path(f), files[f], 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	run(setup)
-	r.AdminRefresh = run(refresh)
-	r.AdminInstall = run(install)
+	writeRootFiles(t, w, files)
+	timedExec(t, w, setup)
+	r.AdminRefresh = timedExec(t, w, refresh).Seconds()
+	r.AdminInstall = timedExec(t, w, install).Seconds()
 	r.Admin = time.Since(start).Seconds()
 	if w.Installed("aadsshlogin") == "" {
 		t.Fatal("aadsshlogin not installed by the administrator's commands")
